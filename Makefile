@@ -1,0 +1,27 @@
+# Two entry points: `make demo` (set up, then run the main job) and `make test`.
+# Everything is installed into .venv with the versions pinned in constraints.txt
+# (torch==2.13.0 there keeps pip on the local CPU wheel).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q -c constraints.txt
+
+.PHONY: setup setup-test demo test clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+setup: $(PY)
+	$(PIP) -e .
+
+setup-test: $(PY)
+	$(PIP) -e '.[test]'
+
+demo: setup
+	$(VENV)/bin/swinseg demo
+
+test: setup-test
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

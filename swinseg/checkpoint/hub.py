@@ -1,0 +1,99 @@
+"""Downloads into a cache directory, verified by SHA-256 before they are used."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tqdm import tqdm
+
+__all__ = ["cache_dir", "download", "hash_from_filename", "is_url"]
+
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """``$SWINSEG_HOME/checkpoints`` (default ``~/.cache/swinseg/checkpoints``)."""
+    home = os.environ.get("SWINSEG_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "swinseg")
+    return Path(home) / "checkpoints"
+
+
+def is_url(source: str | os.PathLike) -> bool:
+    return isinstance(source, str) and urlparse(source).scheme in ("http", "https", "file")
+
+
+def hash_from_filename(name: str) -> str | None:
+    """The SHA-256 prefix that MMSegmentation (and torch.hub) put in file names: ``name-<hex>.pth``."""
+    m = re.search(r"-([0-9a-f]{8,64})\.(?:pth|pt|bin|safetensors)$", name)
+    return m.group(1) if m else None
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_hash(path: Path, expected: str, url: str) -> None:
+    actual = sha256sum(path)
+    if not actual.startswith(expected.lower()):
+        path.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"checksum mismatch for {url}: expected SHA-256 starting with {expected}, got {actual}; "
+            f"the corrupt download was deleted, try again"
+        )
+
+
+def download(url: str, sha256: str | None = None, directory: Path | None = None, progress: bool = True) -> Path:
+    """Return the local copy of ``url``, downloading it into the cache when absent.
+
+    The file is written to a temporary name, checked against ``sha256`` (or the hash prefix in
+    its file name) and only then renamed into place, so an interrupted or corrupt download is
+    never used. A file placed in the cache by hand is used as it is (after the same check).
+    """
+    directory = directory or cache_dir()
+    filename = os.path.basename(urlparse(url).path)
+    if not filename:
+        raise ValueError(f"cannot name a cache file after URL {url!r}")
+    expected = sha256 or hash_from_filename(filename)
+    target = directory / filename
+    if target.exists():
+        if expected:
+            _check_hash(target, expected, url)
+        return target
+
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = urllib.request.urlopen(url, timeout=30)
+            except (urllib.error.URLError, OSError) as e:
+                reason = getattr(e, "reason", e)
+                raise ConnectionError(
+                    f"cannot download {url} ({reason}); without network, fetch the file elsewhere and "
+                    f"place it at {target}"
+                ) from None
+            with response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
+                    for chunk in iter(lambda: response.read(_CHUNK), b""):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                if total is not None and out.tell() != total:
+                    raise ConnectionError(f"download of {url} stopped after {out.tell()} of {total} bytes; try again")
+        if expected:
+            _check_hash(tmp, expected, url)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

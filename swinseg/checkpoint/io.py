@@ -1,0 +1,103 @@
+"""Reading checkpoint files without running code from them, and writing our own."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["read_checkpoint", "write_checkpoint", "unwrap_state_dict"]
+
+StateDict = dict[str, Tensor]
+
+
+def _resolve_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path} is a directory without model.safetensors or pytorch_model.bin")
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load a ``.safetensors`` file or a PyTorch pickle with ``weights_only=True``.
+
+    Returns ``(contents, metadata)``: a safetensors file gives its tensors and its metadata
+    (``config`` decoded from JSON); a pickle gives the whole object and its ``meta`` entry.
+    A directory is read through its ``model.safetensors`` or ``pytorch_model.bin``.
+    """
+    path = _resolve_file(Path(path))
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint file {path} is empty")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if path.suffix == ".safetensors" or not (magic.startswith(b"PK") or magic[:1] == b"\x80"):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta: dict[str, Any] = dict(f.metadata() or {})
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"cannot read {path} as safetensors (truncated or not a checkpoint?): {e}") from None
+        if "config" in meta:
+            meta["config"] = json.loads(meta["config"])
+        return tensors, meta
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"refusing to load {path}: it holds Python objects beyond tensors and plain data, and "
+            f"loading it could run code ({str(e).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"cannot read {path} (truncated or corrupt?): {e}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, not a dict of weights")
+    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    return obj, meta
+
+
+def unwrap_state_dict(obj: dict[str, Any]) -> StateDict:
+    """The weights inside a checkpoint object: its ``state_dict``/``model``/``module`` entry,
+    or the object itself, with a DistributedDataParallel ``module.`` prefix removed."""
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    sd = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not sd:
+        raise ValueError(f"checkpoint holds no tensors (top-level keys: {', '.join(list(obj)[:8])})")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+def write_checkpoint(sd: StateDict, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
+    """Write weights atomically: ``.safetensors`` with ``meta`` as JSON metadata, else a ``.pth``
+    holding ``{'state_dict': ..., 'meta': ...}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            text = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()}
+            save_file(sd, str(tmp), metadata=text)
+        else:
+            torch.save({"state_dict": sd, "meta": meta or {}}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,40 @@
+"""``create_model``: build a named model or a checkpoint's architecture, optionally with weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..checkpoint import infer_config, load_checkpoint, read_native
+from ..checkpoint.hub import is_url
+from .swin import SwinTransformer
+from .zoo import full_config, get_spec, merge_config
+
+__all__ = ["create_model"]
+
+
+def create_model(name: str | os.PathLike, pretrained: bool | str | os.PathLike = False, **overrides: Any) -> nn.Module:
+    """Build a registered model by ``name``, or the architecture stored in a checkpoint file.
+
+    ``pretrained``: False (random init), True (the registered weights, downloaded and
+    hash-checked), or a path/URL of a checkpoint in any supported layout. ``overrides`` are
+    merged into the config (nested dicts merge recursively); an unknown key is an error.
+    """
+    if not is_url(name) and Path(name).exists():
+        sd, meta, _ = read_native(name)
+        config = merge_config(full_config(SwinTransformer, **(meta.get("config") or infer_config(sd))), overrides)
+        model = SwinTransformer(**config)
+        load_checkpoint(model, name)
+        return model
+    spec = get_spec(str(name))
+    model = spec.builder(**merge_config(spec.config, overrides))
+    if pretrained is True:
+        if spec.url is None:
+            raise ValueError(f"model {spec.name!r} has no published weights")
+        load_checkpoint(model, spec.url, sha256=spec.sha256)
+    elif pretrained:
+        load_checkpoint(model, pretrained)
+    return model

@@ -1,0 +1,56 @@
+"""Shared fixtures. timm needs torchvision, whose only build for this torch cannot load its
+compiled ops; defining the two operator schemas it registers at import lets it import."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def _define_torchvision_schemas() -> None:
+    try:
+        torch.ops.torchvision.nms  # noqa: B018
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _define_torchvision_schemas.lib = lib  # keep the registration alive
+
+
+_define_torchvision_schemas()
+torch.set_num_threads(min(torch.get_num_threads(), 2))
+
+
+@pytest.fixture
+def swinseg_home(tmp_path, monkeypatch) -> Path:
+    """An empty download cache."""
+    monkeypatch.setenv("SWINSEG_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve ``tmp_path/www`` on 127.0.0.1; yields ``(directory, base_url)``."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass

@@ -1,0 +1,45 @@
+"""Run MMSegmentation's own Swin backbone on saved inputs (executed by the interpreter in $MMSEG_PYTHON).
+
+Usage: python mmseg_reference.py OFFICIAL_CKPT CONFIG_JSON INPUTS_PT OUTPUTS_PT
+
+The checkpoint is in the official layout and goes through MMSegmentation's swin2mmseg converter,
+so the key mapping and merge-order permutation under test are MMSegmentation's own.
+"""
+
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+
+class _StandInExt(types.ModuleType):
+    """mmcv-lite has no compiled ops; Swin never calls them."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError(f"mmcv._ext.{name} is not available")
+
+
+sys.modules["mmcv._ext"] = _StandInExt("mmcv._ext")
+
+import mmseg  # noqa: E402
+import torch  # noqa: E402
+from mmseg.models.backbones.swin import SwinTransformer  # noqa: E402
+
+ckpt_path, config_json, inputs_path, outputs_path = sys.argv[1:5]
+converter = Path(mmseg.__file__).parent / ".mim" / "tools" / "model_converters" / "swin2mmseg.py"
+spec = importlib.util.spec_from_file_location("swin2mmseg", converter)
+swin2mmseg = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(swin2mmseg)
+
+state = swin2mmseg.convert_swin(torch.load(ckpt_path, map_location="cpu")["model"])
+model = SwinTransformer(**json.loads(config_json)).eval()
+result = model.load_state_dict(state, strict=False)
+missing = [k for k in result.missing_keys if not k.endswith("relative_position_index")]
+if missing:
+    raise SystemExit(f"MMSegmentation model lacks weights for {missing}")
+with torch.no_grad():
+    outputs = [[o.clone() for o in model(x)] for x in torch.load(inputs_path)]
+torch.save(outputs, outputs_path)
