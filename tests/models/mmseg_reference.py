@@ -2,8 +2,9 @@
 
 Usage: python mmseg_reference.py OFFICIAL_CKPT CONFIG_JSON INPUTS_PT OUTPUTS_PT
 
-The checkpoint is in the official layout and goes through MMSegmentation's swin2mmseg converter,
-so the key mapping and merge-order permutation under test are MMSegmentation's own.
+A checkpoint in the official layout (``{'model': ...}``) goes through MMSegmentation's
+swin2mmseg converter, so the key mapping and merge-order permutation are MMSegmentation's own;
+any other checkpoint must already be in MMSegmentation's layout and is loaded strictly.
 """
 
 import importlib.util
@@ -19,7 +20,11 @@ class _StandInExt(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise RuntimeError(f"mmcv._ext.{name} is not available")
+
+        def unavailable(*args, **kwargs):
+            raise RuntimeError(f"mmcv._ext.{name} is not available")
+
+        return unavailable
 
 
 sys.modules["mmcv._ext"] = _StandInExt("mmcv._ext")
@@ -34,12 +39,16 @@ spec = importlib.util.spec_from_file_location("swin2mmseg", converter)
 swin2mmseg = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(swin2mmseg)
 
-state = swin2mmseg.convert_swin(torch.load(ckpt_path, map_location="cpu")["model"])
-model = SwinTransformer(**json.loads(config_json)).eval()
-result = model.load_state_dict(state, strict=False)
-missing = [k for k in result.missing_keys if not k.endswith("relative_position_index")]
-if missing:
-    raise SystemExit(f"MMSegmentation model lacks weights for {missing}")
+checkpoint = torch.load(ckpt_path, map_location="cpu")
+model = SwinTransformer(**json.loads(config_json))
+model.eval()
+if "model" in checkpoint:
+    result = model.load_state_dict(swin2mmseg.convert_swin(checkpoint["model"]), strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("relative_position_index")]
+    if missing:
+        raise SystemExit(f"MMSegmentation model lacks weights for {missing}")
+else:
+    model.load_state_dict(checkpoint, strict=True)
 with torch.no_grad():
     outputs = [[o.clone() for o in model(x)] for x in torch.load(inputs_path)]
 torch.save(outputs, outputs_path)

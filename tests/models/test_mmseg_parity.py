@@ -1,0 +1,58 @@
+"""Side by side with MMSegmentation's own backbone, run by the interpreter named in $MMSEG_PYTHON.
+
+MMSegmentation cannot be a dependency (mmcv); DEVELOPERS.md says how to make that interpreter.
+Without it these tests are skipped; the HF ``SwinBackbone`` tests cover the same conventions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import swinseg
+from swinseg import SwinTransformer
+
+from ..helpers import max_diff, randomize_
+
+MMSEG_PYTHON = os.environ.get("MMSEG_PYTHON")
+pytestmark = pytest.mark.skipif(not MMSEG_PYTHON, reason="set MMSEG_PYTHON to an interpreter with mmsegmentation 1.x")
+REFERENCE = Path(__file__).with_name("mmseg_reference.py")
+
+
+def _mmseg_outputs(tmp_path, official_ckpt, config, inputs):
+    torch.save(inputs, tmp_path / "inputs.pt")
+    subprocess.run(
+        [MMSEG_PYTHON, str(REFERENCE), str(official_ckpt), json.dumps(config), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
+        check=True,
+    )
+    return torch.load(tmp_path / "out.pt")
+
+
+@pytest.mark.parametrize(
+    "config,sizes",
+    [
+        (dict(), [(224, 224), (512, 512), (97, 203), (1, 1), (7, 300)]),
+        (dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=12), [(384, 384), (150, 77)]),
+        (dict(embed_dims=16, depths=[1, 3, 2], num_heads=[1, 2, 4], strides=[4, 2, 2], out_indices=[0, 2], window_size=5), [(61, 89)]),
+    ],
+)
+@pytest.mark.parametrize("layout", ["official", "mmseg"])
+def test_backbone_matches_mmsegmentation(tmp_path, config, sizes, layout):
+    """Weights reach MMSegmentation through its swin2mmseg converter, or ours (loaded strictly)."""
+    ours = randomize_(SwinTransformer(**config)).eval()
+    swinseg.save_checkpoint(ours, tmp_path / "ours.safetensors")
+    swinseg.convert_checkpoint(tmp_path / "ours.safetensors", tmp_path / "theirs.pth", to=layout)
+    inputs = [torch.randn(2, 3, *s) for s in sizes]
+    expected = _mmseg_outputs(tmp_path, tmp_path / "theirs.pth", dict(config, drop_path_rate=0.0), inputs)
+    with torch.no_grad():
+        for x, ref in zip(inputs, expected):
+            outs = ours(x)
+            assert len(outs) == len(ref)
+            for a, b in zip(outs, ref):
+                assert max_diff(a, b) < 1e-4

@@ -1,0 +1,159 @@
+"""Conventions of the Swin model checked against hand-written definitions and properties."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from swinseg import SwinTransformer
+from swinseg.models.swin import PatchEmbed, PatchMerging, relative_position_index, shift_window_mask
+
+from ..helpers import max_diff, randomize_
+
+
+def test_relative_position_index_matches_definition():
+    M = 4
+    index = relative_position_index(M, M)
+    positions = list(itertools.product(range(M), range(M)))
+    for p, (yp, xp) in enumerate(positions):
+        for q, (yq, xq) in enumerate(positions):
+            assert index[p, q] == (yp - yq + M - 1) * (2 * M - 1) + (xp - xq + M - 1)
+
+
+def test_smaller_window_uses_centre_of_table():
+    # window 3 inside a table for 5: offsets stay within +-2, the same entries a 5-window uses for them
+    small, big = relative_position_index(3, 5), relative_position_index(5, 5)
+    rows = [r * 5 + c for r in range(3) for c in range(3)]
+    assert torch.equal(small, big[rows][:, rows])
+
+
+def _mask_by_slices(H: int, W: int, M: int, s: int) -> torch.Tensor:
+    """The reference construction: label 9 regions with slices, partition, compare labels."""
+    img = torch.zeros(H, W)
+    cnt = 0
+    for hs in (slice(0, -M), slice(-M, -s), slice(-s, None)):
+        for ws in (slice(0, -M), slice(-M, -s), slice(-s, None)):
+            img[hs, ws] = cnt
+            cnt += 1
+    win = img.view(H // M, M, W // M, M).permute(0, 2, 1, 3).reshape(-1, M * M)
+    diff = win[:, None, :] - win[:, :, None]
+    return torch.where(diff != 0, torch.tensor(-100.0), torch.tensor(0.0))
+
+
+@pytest.mark.parametrize("H,W,M", [(14, 14, 7), (7, 7, 7), (12, 18, 6), (8, 4, 4)])
+def test_shift_mask_matches_slice_construction(H, W, M):
+    assert torch.equal(shift_window_mask(H, W, M, M // 2), _mask_by_slices(H, W, M, M // 2))
+
+
+def test_patch_merging_order_is_official():
+    merge = PatchMerging(dims=1, norm=False)
+    merge.reduction = nn.Identity()
+    x = torch.arange(16.0).view(1, 4, 4, 1)  # value = 4 * row + col
+    out = merge(x)
+    # neighbours of output (0, 0): (0,0)=0, (1,0)=4, (0,1)=1, (1,1)=5
+    assert out[0, 0, 0].tolist() == [0.0, 4.0, 1.0, 5.0]
+    assert out[0, 1, 1].tolist() == [10.0, 14.0, 11.0, 15.0]
+
+
+def test_patch_merging_pads_odd_sizes_with_zeros():
+    merge = PatchMerging(dims=1, norm=False)
+    merge.reduction = nn.Identity()
+    x = torch.ones(1, 3, 3, 1)
+    out = merge(x)
+    assert out.shape == (1, 2, 2, 4)
+    assert out[0, 1, 1].tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_patch_embed_pads_bottom_right():
+    embed = PatchEmbed(3, 5, 4, norm=False)
+    x = torch.randn(1, 3, 6, 7)
+    padded = torch.zeros(1, 3, 8, 8)
+    padded[..., :6, :7] = x
+    assert max_diff(embed(x), embed.proj(padded).permute(0, 2, 3, 1)) == 0
+
+
+def test_drop_path_rates_rise_linearly_and_are_off_in_eval():
+    model = SwinTransformer(depths=(2, 2, 2, 2), drop_path_rate=0.7, drop_rate=0.3, attn_drop_rate=0.3)
+    rates = [b.drop_path.p for s in model.stages for b in s.blocks]
+    assert rates == pytest.approx([0.7 * i / 7 for i in range(8)])
+    model.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), model(x)):
+            assert torch.equal(a, b)
+
+
+def test_frozen_stages_follow_mmseg():
+    model = SwinTransformer(depths=(1, 1, 1, 1), frozen_stages=2)
+    model.train()
+    frozen = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("stages") else "") for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"patch_embed", "stages.0", "stages.1", "norm0", "norm1"}
+    assert not model.stages[1].training and model.stages[2].training
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    torch.manual_seed(0)
+    plain = SwinTransformer(embed_dims=16, depths=(2, 2), num_heads=(2, 4), strides=(4, 2), out_indices=(0, 1), drop_path_rate=0)
+    cp = SwinTransformer(embed_dims=16, depths=(2, 2), num_heads=(2, 4), strides=(4, 2), out_indices=(0, 1), drop_path_rate=0, with_cp=True)
+    cp.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 40, 52)
+    for m in (plain, cp):
+        sum(o.square().mean() for o in m(x)).backward()
+    for (n, a), (_, b) in zip(plain.named_parameters(), cp.named_parameters()):
+        assert max_diff(a.grad, b.grad) < 1e-6, n
+
+
+def test_absolute_position_embedding_resizes_to_the_grid():
+    model = randomize_(SwinTransformer(use_abs_pos_embed=True, pretrain_img_size=64, embed_dims=8, depths=(1, 1), num_heads=(1, 1), strides=(4, 2), out_indices=(0, 1))).eval()
+    assert model.absolute_pos_embed.shape == (1, 256, 8)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 40, 96))
+    assert outs[0].shape == (1, 8, 10, 24)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(strides=(2, 2, 2, 2)), "patch_size"),
+        (dict(strides=(4, 3, 2, 2)), "must all be 2"),
+        (dict(num_heads=(3, 6)), "one entry per stage"),
+        (dict(num_heads=(5, 6, 12, 24)), "divisible"),
+        (dict(out_indices=(4,)), "out_indices"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SwinTransformer(**kwargs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(1, 300),
+    w=st.integers(1, 300),
+    batch=st.integers(1, 3),
+    window=st.integers(1, 9),
+    classifier=st.booleans(),
+)
+def test_any_size_gives_ceil_divided_finite_outputs(h, w, batch, window, classifier):
+    model = SwinTransformer(
+        embed_dims=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=window, num_classes=5 if classifier else 0
+    ).eval()
+    x = torch.randn(batch, 3, h, w)
+    with torch.no_grad():
+        out = model(x)
+        single = model(x[:1])
+    if classifier:
+        assert out.shape == (batch, 5) and torch.isfinite(out).all()
+        assert max_diff(out[:1], single) < 1e-5
+        return
+    for i, o in enumerate(out):
+        stride = 4 * 2**i
+        assert o.shape == (batch, 8 * 2**i, math.ceil(h / stride), math.ceil(w / stride))
+        assert torch.isfinite(o).all()
+        assert max_diff(o[:1], single[i]) < 1e-5
