@@ -387,7 +387,7 @@ class SwinTransformer(nn.Module):
             self.absolute_pos_embed = None
         self.drop_after_pos = nn.Dropout(drop_rate)
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         self.stages = nn.ModuleList(
             SwinStage(
                 dims=self.num_features[i],
