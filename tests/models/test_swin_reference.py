@@ -137,3 +137,24 @@ def test_padding_free_sizes_match_timm(tmp_path_factory, scale, window, batch):
     x = torch.randn(batch, 3, size, size)
     with torch.no_grad():
         assert max_diff(ours(x), ref(x)) < TOL
+
+
+def test_exports_load_into_timm_and_hf(tmp_path):
+    ours = randomize_(swinseg.create_model("swin_tiny_patch4_window7_224", num_classes=11)).eval()
+    path = swinseg.save_checkpoint(ours, tmp_path / "ours.safetensors")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = ours(x)
+
+    swinseg.convert_checkpoint(path, tmp_path / "timm.pth", to="timm")
+    ref = timm.create_model("swin_tiny_patch4_window7_224", num_classes=11).eval()
+    ref.load_state_dict(torch.load(tmp_path / "timm.pth"), strict=True)
+    with torch.no_grad():
+        assert max_diff(ref(x), expected) < TOL
+
+    (tmp_path / "hf").mkdir()
+    _hf_config(num_labels=11).save_pretrained(tmp_path / "hf")
+    swinseg.convert_checkpoint(path, tmp_path / "hf" / "model.safetensors", to="hf")
+    hf = SwinForImageClassification.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        assert max_diff(hf(x).logits, expected) < TOL
