@@ -16,6 +16,42 @@ __all__ = ["read_checkpoint", "write_checkpoint", "unwrap_state_dict"]
 
 StateDict = dict[str, Tensor]
 
+# Training frameworks pickle bookkeeping objects (MMEngine's message hub, numpy scalars, yacs
+# configs) next to the weights. Globals from these modules are replaced by inert placeholders,
+# so the file loads without ever calling them; any other global is refused.
+_BOOKKEEPING_MODULES = ("numpy", "mmengine", "mmcv", "mmseg", "yacs")
+_BOOKKEEPING_BUILTINS = ("builtins.getattr",)
+
+
+class _Placeholder:
+    """Stands in for a bookkeeping object; accepts any construction and state, does nothing."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Placeholder:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+def _placeholders(path: Path) -> list[type]:
+    if not zipfile.is_zipfile(path):
+        return []  # a legacy pickle: weights_only loading alone decides
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    refused = [n for n in names if n.split(".")[0] not in _BOOKKEEPING_MODULES and n not in _BOOKKEEPING_BUILTINS]
+    if refused:
+        raise ValueError(
+            f"refusing to load {path}: it would call {', '.join(refused)} while unpickling, which could run code; "
+            f"convert trusted files to .safetensors"
+        )
+    out = []
+    for qualified in names:
+        module, _, name = qualified.rpartition(".")
+        out.append(type(name, (_Placeholder,), {"__module__": module, "__qualname__": name}))
+    return out
+
 
 def _resolve_file(path: Path) -> Path:
     if path.is_dir():
@@ -53,12 +89,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
             meta["config"] = json.loads(meta["config"])
         return tensors, meta
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_placeholders(path)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"refusing to load {path}: it holds Python objects beyond tensors and plain data, and "
-            f"loading it could run code ({str(e).splitlines()[0]})"
-        ) from None
+        raise ValueError(f"refusing to load {path}: {str(e).splitlines()[0]}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"cannot read {path} (truncated or corrupt?): {e}") from None
     if not isinstance(obj, dict):

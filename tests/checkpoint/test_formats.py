@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -157,11 +159,44 @@ class _Payload:
         return (print, ("this ran",))
 
 
-def test_pickle_with_code_is_refused(tmp_path):
-    with open(tmp_path / "evil.pth", "wb") as f:
-        pickle.dump({"state_dict": {"x": _Payload()}}, f)
+@pytest.mark.parametrize("writer", ["pickle", "torch"])
+def test_pickle_with_code_is_refused(tmp_path, writer, capsys):
+    payload = {"state_dict": {"x": _Payload(), "y": torch.zeros(1)}}
+    if writer == "pickle":
+        with open(tmp_path / "evil.pth", "wb") as f:
+            pickle.dump(payload, f)
+    else:
+        torch.save(payload, tmp_path / "evil.pth")
     with pytest.raises(ValueError, match="refusing to load"):
         swinseg.load_checkpoint(SwinTransformer(**SMALL), tmp_path / "evil.pth")
+    assert "this ran" not in capsys.readouterr().out
+
+
+class _History:
+    """Stands for MMEngine's HistoryBuffer, which its runners pickle into checkpoints."""
+
+    def __init__(self):
+        self.values = np.array([1.0, 2.0])
+
+
+_History.__module__ = "mmengine"
+
+
+def test_mmengine_checkpoint_with_bookkeeping_loads(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("mmengine")
+    module._History = _History
+    monkeypatch.setitem(sys.modules, "mmengine", module)
+    sd = {f"backbone.{k}": v for k, v in from_native(_sd(), "mmseg").items()}
+    meta = {"seed": np.int64(3), "dataset_meta": {"classes": ("wall", "floor"), "palette": [[1, 2, 3], [4, 5, 6]]}}
+    torch.save({"state_dict": sd, "meta": meta, "message_hub": {"log_scalars": {"loss": _History()}}}, tmp_path / "mm.pth")
+    monkeypatch.delitem(sys.modules, "mmengine")
+    model = SwinTransformer(**SMALL)
+    assert swinseg.load_checkpoint(model, tmp_path / "mm.pth").format == "mmseg"
+    _, read_meta = swinseg.checkpoint.io.read_checkpoint(tmp_path / "mm.pth")
+    assert read_meta["dataset_meta"]["classes"] == ("wall", "floor")
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
