@@ -29,7 +29,7 @@ def _top_classes(logits: torch.Tensor, k: int) -> list[tuple[str, float]]:
     names = imagenet_classes() if logits.numel() == len(imagenet_classes()) else None
     probs = logits.float().softmax(-1)
     top = probs.topk(min(k, probs.numel()))
-    return [(names[i] if names else f"class {i}", p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
+    return [(names[i] if names else f"class {i}", p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
 
 def _classify(model: torch.nn.Module, images: Sequence[Path], size: int, topk: int, device: str) -> list[float]:

@@ -191,7 +191,7 @@ def _native_to_hf(sd: StateDict) -> StateDict:
     for key, value in sd.items():
         m = re.match(r"^(.*)\.attn\.qkv\.(weight|bias)$", key)
         if m:
-            for part, name in zip(value.chunk(3), ("query", "key", "value")):
+            for part, name in zip(value.chunk(3), ("query", "key", "value"), strict=True):
                 out[f"{m.group(1)}.attention.self.{name}.{m.group(2)}"] = part
         else:
             out[key] = value

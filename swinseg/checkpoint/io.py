@@ -7,12 +7,12 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["read_checkpoint", "write_checkpoint", "unwrap_state_dict"]
+__all__ = ["read_checkpoint", "write_checkpoint", "write_file", "unwrap_state_dict"]
 
 StateDict = dict[str, Tensor]
 
@@ -116,22 +116,33 @@ def unwrap_state_dict(obj: dict[str, Any]) -> StateDict:
     return sd
 
 
-def write_checkpoint(sd: StateDict, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
-    """Write weights atomically: ``.safetensors`` with ``meta`` as JSON metadata, else a ``.pth``
-    holding ``{'state_dict': ..., 'meta': ...}``."""
-    path = Path(path)
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` on a temporary file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            text = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()}
-            save_file(sd, str(tmp), metadata=text)
-        else:
-            torch.save({"state_dict": sd, "meta": meta or {}}, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_checkpoint(sd: StateDict, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
+    """Write weights atomically: ``.safetensors`` with ``meta`` as JSON metadata, else a ``.pth``
+    holding ``{'state_dict': ..., 'meta': ...}``."""
+    return write_file({"state_dict": sd, "meta": meta or {}}, path)
+
+
+def write_file(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a checkpoint object atomically. ``.safetensors`` keeps the tensors of ``obj['state_dict']``
+    (or of ``obj`` itself) and ``obj['meta']`` as metadata; any other suffix is a ``torch.save`` pickle."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return _atomic(path, lambda tmp: torch.save(obj, tmp))
+    from safetensors.torch import save_file
+
+    sd = obj.get("state_dict", obj)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items() if isinstance(v, Tensor)}
+    text = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (obj.get("meta") or {}).items()}
+    return _atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=text))

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .formats import detect_format, from_native, to_native
 from .hub import download, is_url
-from .io import read_checkpoint, unwrap_state_dict, write_checkpoint
+from .io import read_checkpoint, unwrap_state_dict, write_checkpoint, write_file
 
 __all__ = [
     "LoadReport",
@@ -195,11 +194,4 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
         config = meta.get("config") if meta.get("format") == NATIVE_FORMAT else infer_config(sd)
         return fmt, write_checkpoint(sd, dest, meta={"format": NATIVE_FORMAT, "config": config})
     out = from_native(sd, to)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in out.items()}, str(dest))
-    else:
-        torch.save({"model": out} if to == "official" else out, dest)
-    return fmt, dest
+    return fmt, write_file({"model": out} if to == "official" and dest.suffix != ".safetensors" else out, dest)

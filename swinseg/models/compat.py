@@ -40,7 +40,7 @@ def _build(
             f"{len(heads)} and {len(downscaling_factors)}"
         )
     widths = [hidden_dim * 2**i for i in range(len(layers))]
-    implied = [w // h if w % h == 0 else w / h for w, h in zip(widths, heads)]
+    implied = [w // h if w % h == 0 else w / h for w, h in zip(widths, heads, strict=True)]
     if any(d != head_dim for d in implied):
         raise ValueError(
             f"head_dim={head_dim} does not fit: with hidden_dim={hidden_dim} and heads={tuple(heads)} the stage "

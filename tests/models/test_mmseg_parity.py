@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -51,8 +50,8 @@ def test_backbone_matches_mmsegmentation(tmp_path, config, sizes, layout):
     inputs = [torch.randn(2, 3, *s) for s in sizes]
     expected = _mmseg_outputs(tmp_path, tmp_path / "theirs.pth", dict(config, drop_path_rate=0.0), inputs)
     with torch.no_grad():
-        for x, ref in zip(inputs, expected):
+        for x, ref in zip(inputs, expected, strict=True):
             outs = ours(x)
             assert len(outs) == len(ref)
-            for a, b in zip(outs, ref):
+            for a, b in zip(outs, ref, strict=True):
                 assert max_diff(a, b) < 1e-4

@@ -85,7 +85,7 @@ def test_drop_path_rates_rise_linearly_and_are_off_in_eval():
     model.eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        for a, b in zip(model(x), model(x)):
+        for a, b in zip(model(x), model(x), strict=True):
             assert torch.equal(a, b)
 
 
@@ -105,7 +105,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     x = torch.randn(2, 3, 40, 52)
     for m in (plain, cp):
         sum(o.square().mean() for o in m(x)).backward()
-    for (n, a), (_, b) in zip(plain.named_parameters(), cp.named_parameters()):
+    for (n, a), (_, b) in zip(plain.named_parameters(), cp.named_parameters(), strict=True):
         assert max_diff(a.grad, b.grad) < 1e-6, n
 
 

@@ -43,7 +43,7 @@ def test_timm_feature_maps(tmp_path):
         ref_maps = ref.forward_intermediates(x, norm=False, intermediates_only=True)
         our_maps = [m.permute(0, 3, 1, 2) for m in ours.forward_stages(x)]
     assert len(ref_maps) == 4
-    for a, b in zip(our_maps, ref_maps):
+    for a, b in zip(our_maps, ref_maps, strict=True):
         assert max_diff(a, b) < TOL
 
 
@@ -76,7 +76,7 @@ def test_hf_backbone_feature_maps_any_size(tmp_path, size):
     swinseg.load_checkpoint(ours, tmp_path / "hfb")
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        for a, b in zip(ours(x), ref(x).feature_maps):
+        for a, b in zip(ours(x), ref(x).feature_maps, strict=True):
             assert max_diff(a, b) < TOL
 
 
@@ -116,7 +116,7 @@ def test_backbone_matches_hf_for_any_size_and_window(tmp_path_factory, h, w, bat
     swinseg.load_checkpoint(ours, tmp / "hfb")
     x = torch.randn(batch, 3, h, w)
     with torch.no_grad():
-        for a, b in zip(ours(x), ref(x).feature_maps):
+        for a, b in zip(ours(x), ref(x).feature_maps, strict=True):
             assert max_diff(a, b) < TOL
 
 
