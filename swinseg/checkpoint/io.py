@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-__all__ = ["read_checkpoint", "write_checkpoint", "write_file", "unwrap_state_dict"]
+__all__ = ["read_checkpoint", "write_file", "unwrap_state_dict"]
 
 StateDict = dict[str, Tensor]
 
@@ -126,12 +126,6 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def write_checkpoint(sd: StateDict, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
-    """Write weights atomically: ``.safetensors`` with ``meta`` as JSON metadata, else a ``.pth``
-    holding ``{'state_dict': ..., 'meta': ...}``."""
-    return write_file({"state_dict": sd, "meta": meta or {}}, path)
 
 
 def write_file(obj: dict[str, Any], path: str | os.PathLike) -> Path:

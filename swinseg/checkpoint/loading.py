@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .formats import detect_format, from_native, to_native
 from .hub import download, is_url
-from .io import read_checkpoint, unwrap_state_dict, write_checkpoint, write_file
+from .io import read_checkpoint, unwrap_state_dict, write_file
 
 __all__ = [
     "LoadReport",
@@ -177,7 +177,7 @@ def infer_config(sd: StateDict) -> dict[str, Any]:
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model``'s weights in the native layout with its config (``.safetensors`` or ``.pth``)."""
-    return write_checkpoint(model.state_dict(), path, meta={"format": NATIVE_FORMAT, "config": model.config})
+    return write_file({"state_dict": model.state_dict(), "meta": {"format": NATIVE_FORMAT, "config": model.config}}, path)
 
 
 def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: str = "native") -> tuple[str, Path]:
@@ -192,6 +192,6 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
     dest = Path(dest)
     if to == "native":
         config = meta.get("config") if meta.get("format") == NATIVE_FORMAT else infer_config(sd)
-        return fmt, write_checkpoint(sd, dest, meta={"format": NATIVE_FORMAT, "config": config})
+        return fmt, write_file({"state_dict": sd, "meta": {"format": NATIVE_FORMAT, "config": config}}, dest)
     out = from_native(sd, to)
     return fmt, write_file({"model": out} if to == "official" and dest.suffix != ".safetensors" else out, dest)

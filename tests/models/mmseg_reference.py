@@ -4,7 +4,9 @@ Usage: python mmseg_reference.py OFFICIAL_CKPT CONFIG_JSON INPUTS_PT OUTPUTS_PT
 
 A checkpoint in the official layout (``{'model': ...}``) goes through MMSegmentation's
 swin2mmseg converter, so the key mapping and merge-order permutation are MMSegmentation's own;
-any other checkpoint must already be in MMSegmentation's layout and is loaded strictly.
+any other checkpoint must already be in MMSegmentation's layout and is loaded strictly, unless
+the config names it as ``init_cfg`` pretrained weights: then the backbone's own ``init_weights``
+loads it (resizing bias tables as MMSegmentation does).
 """
 
 import importlib.util
@@ -42,7 +44,9 @@ spec.loader.exec_module(swin2mmseg)
 checkpoint = torch.load(ckpt_path, map_location="cpu")
 model = SwinTransformer(**json.loads(config_json))
 model.eval()
-if "model" in checkpoint:
+if "init_cfg" in json.loads(config_json):
+    model.init_weights()
+elif "model" in checkpoint:
     result = model.load_state_dict(swin2mmseg.convert_swin(checkpoint["model"]), strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("relative_position_index")]
     if missing:

@@ -55,3 +55,24 @@ def test_backbone_matches_mmsegmentation(tmp_path, config, sizes, layout):
             assert len(outs) == len(ref)
             for a, b in zip(outs, ref, strict=True):
                 assert max_diff(a, b) < 1e-4
+
+
+def test_window_change_resizes_bias_tables_as_mmsegmentation(tmp_path):
+    """ImageNet weights for window 7 in a window-12 backbone: MMSegmentation's init_weights resizes the tables."""
+    source = randomize_(SwinTransformer(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=7))
+    swinseg.save_checkpoint(source, tmp_path / "w7.safetensors")
+    swinseg.convert_checkpoint(tmp_path / "w7.safetensors", tmp_path / "w7_mmseg.pth", to="mmseg")
+    # MMSegmentation's loader would trip over the old (49 x 49) index buffers: published pretrain files for
+    # window 12 never meet this, so give it the tables alone
+    state = {k: v for k, v in torch.load(tmp_path / "w7_mmseg.pth").items() if not k.endswith("relative_position_index")}
+    torch.save(state, tmp_path / "w7_mmseg.pth")
+    config = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=12)
+    ours = SwinTransformer(**config).eval()
+    report = swinseg.load_checkpoint(ours, tmp_path / "w7.safetensors")
+    assert len(report.resized) == 8
+    inputs = [torch.randn(1, 3, 200, 136)]
+    init_cfg = dict(type="Pretrained", checkpoint=str(tmp_path / "w7_mmseg.pth"))
+    expected = _mmseg_outputs(tmp_path, tmp_path / "w7_mmseg.pth", dict(config, drop_path_rate=0.0, init_cfg=init_cfg), inputs)
+    with torch.no_grad():
+        for a, b in zip(ours(inputs[0]), expected[0], strict=True):
+            assert max_diff(a, b) < 1e-4
