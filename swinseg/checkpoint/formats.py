@@ -1,7 +1,9 @@
 """Weight layouts of the Swin implementations in the field, and conversions to and from ours.
 
-Every function here takes and returns a flat state dict of one Swin model (backbone or
-classifier) without a prefix such as ``backbone.``. Formats:
+The backbone functions take and return a flat state dict of one Swin model (backbone or
+classifier) without a prefix such as ``backbone.``; ``to_native``/``from_native`` also take a
+whole segmentor (``backbone.*``, ``decode_head.*``, ``auxiliary_head.*``), whose heads keep
+MMSegmentation's names natively. Formats:
 
 - ``native``: this package (``stages.{i}.blocks.{j}.attn.qkv``, merging at the end of a stage,
   official concat order);
@@ -11,7 +13,8 @@ classifier) without a prefix such as ``backbone.``. Formats:
   merging in ``nn.Unfold`` order), as written by its ``swin2mmseg.py``;
 - ``timm``: pytorch-image-models (merging at the start of the next stage, ``head.fc``);
 - ``hf``: HF transformers ``SwinForImageClassification`` / ``SwinBackbone`` (separate query,
-  key and value; read in both the hub's v4 names and the v5 names, written in v4 names).
+  key and value; read in both the hub's v4 names and the v5 names, written in v4 names), and
+  ``UperNetForSemanticSegmentation`` (heads with ``batch_norm`` and ``classifier``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from torch import Tensor
 
 from ..models.swin import relative_position_index
 
-__all__ = ["FORMATS", "detect_format", "to_native", "from_native"]
+__all__ = ["FORMATS", "detect_format", "is_segmentor", "split_segmentor", "to_native", "from_native"]
 
 StateDict = dict[str, Tensor]
 FORMATS = ("native", "official", "mmseg", "timm", "hf")
@@ -233,8 +236,45 @@ _FROM_NATIVE: dict[str, Callable[[StateDict], StateDict]] = {
 }
 
 
+# --- segmentors -----------------------------------------------------------------------------
+_HEADS = ("decode_head.", "auxiliary_head.")
+_HF_HEADS_TO_NATIVE = [(r"\.batch_norm\.", ".bn."), (r"^(decode_head|auxiliary_head)\.classifier\.", r"\1.conv_seg.")]
+_NATIVE_HEADS_TO_HF = [(r"\.bn\.", ".batch_norm."), (r"^(decode_head|auxiliary_head)\.conv_seg\.", r"\1.classifier.")]
+
+
+def is_segmentor(sd: Mapping[str, Tensor]) -> bool:
+    """Whether ``sd`` holds a whole segmentor (``backbone.*`` and head keys) rather than one Swin."""
+    return any(k.startswith(("backbone.", *_HEADS)) for k in sd)
+
+
+def split_segmentor(sd: Mapping[str, Tensor]) -> tuple[StateDict, StateDict]:
+    """``(backbone without its prefix, heads)`` of a segmentor state dict; other keys are dropped."""
+    backbone = {k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")}
+    heads = {k: v for k, v in sd.items() if k.startswith(_HEADS)}
+    return backbone, heads
+
+
+def _segmentor_to_native(sd: Mapping[str, Tensor], fmt: str | None) -> StateDict:
+    backbone, heads = split_segmentor(sd)
+    if fmt == "hf" or any(".batch_norm." in k for k in heads):
+        heads = _rename(heads, _HF_HEADS_TO_NATIVE)
+    out = {f"backbone.{k}": v for k, v in to_native(backbone, fmt).items()} if backbone else {}
+    return out | heads
+
+
+def _segmentor_from_native(sd: Mapping[str, Tensor], fmt: str) -> StateDict:
+    if fmt == "timm":
+        raise ValueError("timm has no segmentor layout; choose native, mmseg, official or hf")
+    backbone, heads = split_segmentor(sd)
+    if fmt == "hf":
+        heads = _rename(heads, _NATIVE_HEADS_TO_HF)
+    return {f"backbone.{k}": v for k, v in from_native(backbone, fmt).items()} | heads
+
+
 def detect_format(sd: Mapping[str, Tensor]) -> str:
-    """Name the layout of a Swin state dict (keys without a ``backbone.`` prefix)."""
+    """Name the layout of a Swin or segmentor state dict (by its backbone's keys)."""
+    if is_segmentor(sd):
+        sd = split_segmentor(sd)[0]
     keys = list(sd)
     if any("patch_embeddings.projection" in k or k.startswith("swin.encoder.") for k in keys):
         return "hf"
@@ -253,7 +293,9 @@ def detect_format(sd: Mapping[str, Tensor]) -> str:
 
 
 def to_native(sd: Mapping[str, Tensor], fmt: str | None = None) -> StateDict:
-    """Convert a state dict from ``fmt`` (detected when None) to the native layout."""
+    """Convert a state dict (one Swin or a segmentor) from ``fmt`` (detected when None) to the native layout."""
+    if is_segmentor(sd):
+        return _segmentor_to_native(sd, fmt)
     fmt = fmt or detect_format(sd)
     if fmt not in _TO_NATIVE:
         raise ValueError(f"unknown checkpoint format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -261,7 +303,9 @@ def to_native(sd: Mapping[str, Tensor], fmt: str | None = None) -> StateDict:
 
 
 def from_native(sd: Mapping[str, Tensor], fmt: str) -> StateDict:
-    """Convert a native state dict to the layout ``fmt``."""
+    """Convert a native state dict (one Swin or a segmentor) to the layout ``fmt``."""
     if fmt not in _FROM_NATIVE:
         raise ValueError(f"unknown checkpoint format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if is_segmentor(sd):
+        return _segmentor_from_native(sd, fmt)
     return _FROM_NATIVE[fmt](dict(sd))

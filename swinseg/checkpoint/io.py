@@ -21,6 +21,7 @@ StateDict = dict[str, Tensor]
 # so the file loads without ever calling them; any other global is refused.
 _BOOKKEEPING_MODULES = ("numpy", "mmengine", "mmcv", "mmseg", "yacs")
 _BOOKKEEPING_BUILTINS = ("builtins.getattr",)
+_JSON_META = ("config", "dataset_meta")
 
 
 class _Placeholder:
@@ -69,9 +70,20 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 
     Returns ``(contents, metadata)``: a safetensors file gives its tensors and its metadata
     (``config`` decoded from JSON); a pickle gives the whole object and its ``meta`` entry.
-    A directory is read through its ``model.safetensors`` or ``pytorch_model.bin``.
+    A directory is read through its ``model.safetensors`` or ``pytorch_model.bin``, and its
+    ``config.json`` (HF transformers) becomes ``metadata['hf_config']``.
     """
-    path = _resolve_file(Path(path))
+    contents, meta = _read_file(_resolve_file(Path(path)))
+    config_json = Path(path) / "config.json"
+    if config_json.is_file():
+        try:
+            meta["hf_config"] = json.loads(config_json.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{config_json} is not valid JSON: {e}") from None
+    return contents, meta
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if path.stat().st_size == 0:
         raise ValueError(f"checkpoint file {path} is empty")
     with open(path, "rb") as f:
@@ -85,8 +97,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError, ValueError) as e:
             raise ValueError(f"cannot read {path} as safetensors (truncated or not a checkpoint?): {e}") from None
-        if "config" in meta:
-            meta["config"] = json.loads(meta["config"])
+        for key in _JSON_META:
+            if key in meta:
+                meta[key] = json.loads(meta[key])
         return tensors, meta
     try:
         with torch.serialization.safe_globals(_placeholders(path)):

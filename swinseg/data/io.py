@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
 import cv2
 import numpy as np
+import torch
 
-__all__ = ["read_image"]
+__all__ = ["ImageLike", "read_image", "as_rgb"]
+
+ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -23,3 +27,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if img is None:
         raise ValueError(f"cannot decode {path} as an image (corrupt or not an image file)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def as_rgb(image: ImageLike) -> np.ndarray:
+    """An (H, W, 3) RGB array in 0..255 from a path, an (H, W[, 3]) array or a (3, H, W) tensor."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"an image tensor must be (3, H, W) RGB in 0..255, got shape {tuple(image.shape)}")
+        image = image.detach().cpu().permute(1, 2, 0).numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected an image path, array or tensor, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"an image array must be (H, W, 3) RGB or (H, W) gray, got shape {image.shape}")
+    if min(image.shape[:2]) == 0:
+        raise ValueError(f"image has zero size: {image.shape}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image contains NaN or Inf values")
+    return image

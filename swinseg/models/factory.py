@@ -8,8 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from ..checkpoint import infer_config, load_checkpoint, read_native
+from ..checkpoint import checkpoint_config, load_checkpoint, read_native
 from ..checkpoint.hub import is_url
+from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
 from .zoo import full_config, get_spec, merge_config
 
@@ -21,12 +22,14 @@ def create_model(name: str | os.PathLike, pretrained: bool | str | os.PathLike =
 
     ``pretrained``: False (random init), True (the registered weights, downloaded and
     hash-checked), or a path/URL of a checkpoint in any supported layout. ``overrides`` are
-    merged into the config (nested dicts merge recursively); an unknown key is an error.
+    merged into the config (nested dicts merge recursively, e.g.
+    ``decode_head=dict(num_classes=19)``); an unknown key is an error naming it.
     """
     if not is_url(name) and Path(name).exists():
         sd, meta, _ = read_native(name)
-        config = merge_config(full_config(SwinTransformer, **(meta.get("config") or infer_config(sd))), overrides)
-        model = SwinTransformer(**config)
+        config = checkpoint_config(sd, meta)
+        builder = EncoderDecoder if "backbone" in config else SwinTransformer
+        model = builder(**merge_config(full_config(builder, **config), overrides))
         load_checkpoint(model, name)
         return model
     spec = get_spec(str(name))

@@ -12,6 +12,7 @@ from torch import nn
 __all__ = ["ModelSpec", "register", "get_spec", "list_models", "merge_config", "full_config"]
 
 OFFICIAL_RELEASES = "https://github.com/SwinTransformer/storage/releases/download"
+MMSEG_ZOO = "https://download.openmmlab.com/mmsegmentation/v0.5"
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,63 @@ def _register_classifiers() -> None:
 
 
 _register_classifiers()
+
+
+def _register_segmentors() -> None:
+    from .heads import FCNHead, UPerHead
+    from .segmentor import EncoderDecoder
+    from .swin import SwinTransformer
+
+    sizes = {
+        "tiny": dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
+        "small": dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
+        "base": dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
+        "large": dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
+    }
+    # (size, window, pre-training: dataset and image size, model-zoo file, mIoU, ms+flip mIoU,
+    # backbone weights MMSegmentation pre-trains from), as in MMSegmentation's swin/metafile.yaml.
+    releases = [
+        ("tiny", 7, "in1k", 224, "upernet_swin_tiny_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210531_112542-e380ad3e.pth", 44.41, 45.79, "swin_tiny_patch4_window7_224_20220317-1cdeb081.pth"),
+        ("small", 7, "in1k", 224, "upernet_swin_small_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210526_192015-ee2fff1c.pth", 47.72, 49.24, "swin_small_patch4_window7_224_20220317-7ba6d6dd.pth"),
+        ("base", 7, "in1k", 224, "upernet_swin_base_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210526_192340-593b0e13.pth", 47.99, 49.57, "swin_base_patch4_window7_224_20220317-e9b98025.pth"),
+        ("base", 7, "in22k", 224, "upernet_swin_base_patch4_window7_512x512_160k_ade20k_pretrain_224x224_22K_20210526_211650-762e2178.pth", 50.13, 51.9, "swin_base_patch4_window7_224_22k_20220317-4f79f7c0.pth"),
+        ("base", 12, "in1k", 384, "upernet_swin_base_patch4_window12_512x512_160k_ade20k_pretrain_384x384_1K_20210531_132020-05b22ea4.pth", 48.35, 49.65, "swin_base_patch4_window12_384_20220317-55b0104a.pth"),
+        ("base", 12, "in22k", 384, "upernet_swin_base_patch4_window12_512x512_160k_ade20k_pretrain_384x384_22K_20210531_125459-429057bf.pth", 50.76, 52.4, "swin_base_patch4_window12_384_22k_20220317-e5c09f74.pth"),
+        ("large", 7, "in22k", 224, None, None, None, "swin_large_patch4_window7_224_22k_20220412-aeecf2aa.pth"),
+        ("large", 12, "in22k", 384, None, None, None, "swin_large_patch4_window12_384_22k_20220412-6580f57d.pth"),
+    ]
+    for size, window, pretrain, img, weights, miou, miou_ms, backbone_weights in releases:
+        pre = f"{pretrain}-{img}x{img}-pre" if img != 224 else f"{pretrain}-pre"
+        name = f"swin-{size}-patch4-window{window}-{pre}_upernet_8xb2-160k_ade20k-512x512"
+        config = full_config(
+            EncoderDecoder,
+            backbone=full_config(
+                SwinTransformer, pretrain_img_size=img, window_size=window, drop_path_rate=0.3, always_partition=True, **sizes[size]
+            ),
+            decode_head=full_config(UPerHead, in_channels=None, num_classes=150),
+            auxiliary_head=full_config(FCNHead, in_channels=None, num_classes=150),
+            data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], size=[512, 512], pad_val=0, seg_pad_val=255),
+            test_cfg=dict(mode="whole", crop_size=[512, 512], stride=[341, 341]),
+            test_pipeline=dict(scale=[2048, 512], keep_ratio=True),
+        )
+        folder = weights.rsplit("_", 2)[0] if weights else None
+        register(
+            ModelSpec(
+                name,
+                EncoderDecoder,
+                config,
+                url=f"{MMSEG_ZOO}/swin/{folder}/{weights}" if weights else None,
+                sha256=weights.rsplit("-", 1)[1].split(".")[0] if weights else None,
+                meta=dict(
+                    task="segmentation",
+                    dataset="ade20k",
+                    crop_size=512,
+                    mIoU=miou,
+                    mIoU_ms_flip=miou_ms,
+                    backbone_pretrained=f"{MMSEG_ZOO}/pretrain/swin/{backbone_weights}",
+                ),
+            )
+        )
+
+
+_register_segmentors()

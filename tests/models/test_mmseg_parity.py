@@ -76,3 +76,63 @@ def test_window_change_resizes_bias_tables_as_mmsegmentation(tmp_path):
     with torch.no_grad():
         for a, b in zip(ours(inputs[0]), expected[0], strict=True):
             assert max_diff(a, b) < 1e-4
+
+
+SEG_CONFIG = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
+SMALL = dict(
+    backbone=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], drop_path_rate=0.0),
+    decode_head=dict(channels=32, dropout_ratio=0.0),
+    auxiliary_head=dict(channels=16, dropout_ratio=0.0),
+)
+
+
+def test_segmentor_matches_mmsegmentation(tmp_path):
+    """UPerNet end to end through MMSegmentation's own API: inference_model (whole and slide) on
+    image files, SegTTAModel with the ADE20K tta_pipeline, and the training losses."""
+    import cv2
+
+    ours = randomize_(swinseg.create_model(SEG_CONFIG, **SMALL)).eval()
+    ours.dataset_meta = {"classes": [f"c{i}" for i in range(150)], "palette": [[i, 2 * i % 256, 255 - i] for i in range(150)]}
+    swinseg.save_checkpoint(ours, tmp_path / "ours.safetensors")
+    swinseg.convert_checkpoint(tmp_path / "ours.safetensors", tmp_path / "theirs.pth", to="mmseg")
+    gen = torch.Generator().manual_seed(0)
+    images = []
+    for i, (h, w) in enumerate([(120, 170), (512, 683), (37, 300)]):
+        path = tmp_path / f"img{i}.png"
+        cv2.imwrite(str(path), torch.randint(0, 256, (h, w, 3), generator=gen, dtype=torch.uint8).numpy())
+        images.append(str(path))
+    inputs = torch.randn(2, 3, 96, 128, generator=gen)
+    labels = torch.randint(0, 150, (2, 96, 128), generator=gen)
+    labels[0, :40] = 255
+    torch.save((inputs, labels), tmp_path / "batch.pt")
+    mm_model = {
+        "backbone": SMALL["backbone"],
+        "decode_head": dict(SMALL["decode_head"], in_channels=[32, 64, 128, 256]),
+        "auxiliary_head": dict(SMALL["auxiliary_head"], in_channels=128),
+    }
+    request = dict(
+        config=SEG_CONFIG, model=mm_model, checkpoint=str(tmp_path / "theirs.pth"), images=images,
+        crop_size=[256, 256], stride=[171, 171], loss_batch=str(tmp_path / "batch.pt"),
+    )
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    reference = Path(__file__).with_name("mmseg_segmentor_reference.py")
+    subprocess.run([MMSEG_PYTHON, str(reference), str(tmp_path / "request.json"), str(tmp_path / "out.pt")], check=True)
+    expected = torch.load(tmp_path / "out.pt")
+
+    assert expected["dataset_meta"]["classes"] == ours.dataset_meta["classes"]
+    for path, (logits, pred) in zip(images, expected["whole"], strict=True):
+        mine = ours.predict_logits(path)
+        assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item()
+        assert (mine.argmax(0) == pred).float().mean() > 0.999
+    ours.test_cfg.update(crop_size=[256, 256], stride=[171, 171])
+    for path, (logits, pred) in zip(images, expected["slide"], strict=True):
+        mine = ours.predict_logits(path, mode="slide")
+        assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item()
+    for path, pred in zip(images, expected["tta"], strict=True):
+        mine = ours.predict(path, tta=True)[0]
+        assert (mine == pred).float().mean() > 0.999
+    ours.train()
+    losses = ours.loss(inputs, labels)
+    assert set(losses) == set(expected["loss"])
+    for key, value in expected["loss"].items():
+        assert abs(losses[key].item() - value.item()) < 1e-4 * max(1.0, abs(value.item())), key

@@ -1,0 +1,154 @@
+"""Decode heads of the MMSegmentation Swin configs: ``UPerHead`` and the auxiliary ``FCNHead``.
+
+Module and parameter names are MMSegmentation's (``psp_modules.0.1.conv``, ``lateral_convs``,
+``fpn_bottleneck``, ``conv_seg``...), so its checkpoints load without renaming.
+Every head maps a list of NCHW backbone maps to (B, num_classes, H_0, W_0) logits at the
+resolution of its first input level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ConvModule", "DecodeHead", "UPerHead", "FCNHead", "resize"]
+
+
+def resize(x: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """Bilinear resize of an NCHW map to ``size`` (H, W); a no-op when the size already matches."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)
+
+
+class ConvModule(nn.Module):
+    """Conv (no bias) -> BatchNorm -> ReLU, named ``conv`` and ``bn`` as in mmcv."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, inplace: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.activate = nn.ReLU(inplace=inplace)
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class DecodeHead(nn.Module):
+    """What every head shares: input selection, Dropout2d and the 1x1 classifier ``conv_seg``.
+
+    Args:
+        in_channels: channels of the selected input(s); a list when several levels are used.
+        in_index: backbone level(s) the head reads.
+        channels: width of the head.
+        num_classes: output classes.
+        dropout_ratio: Dropout2d probability before ``conv_seg``.
+        align_corners: ``align_corners`` of every bilinear resize.
+        loss_weight: weight of this head's cross-entropy in the segmentor's loss.
+    """
+
+    def __init__(
+        self,
+        in_channels: int | Sequence[int],
+        in_index: int | Sequence[int],
+        channels: int,
+        num_classes: int,
+        dropout_ratio: float = 0.1,
+        align_corners: bool = False,
+        loss_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.in_index = in_index
+        self.channels = channels
+        self.num_classes = num_classes
+        self.align_corners = align_corners
+        self.loss_weight = loss_weight
+        self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+        nn.init.normal_(self.conv_seg.weight, std=0.01)
+        nn.init.zeros_(self.conv_seg.bias)
+
+    def cls_seg(self, feat: Tensor) -> Tensor:
+        return self.conv_seg(self.dropout(feat))
+
+
+class UPerHead(DecodeHead):
+    """UPerNet: pyramid pooling on the last level, FPN top-down path, fused prediction at level 0.
+
+    Input: list of (B, in_channels[i], H_i, W_i) maps (levels ``in_index``), output:
+    (B, num_classes, H_0, W_0).
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int] = (96, 192, 384, 768),
+        in_index: Sequence[int] = (0, 1, 2, 3),
+        pool_scales: Sequence[int] = (1, 2, 3, 6),
+        channels: int = 512,
+        num_classes: int = 150,
+        dropout_ratio: float = 0.1,
+        align_corners: bool = False,
+        loss_weight: float = 1.0,
+    ) -> None:
+        super().__init__(list(in_channels), list(in_index), channels, num_classes, dropout_ratio, align_corners, loss_weight)
+        if len(in_channels) != len(in_index):
+            raise ValueError(f"UPerHead needs one in_channels entry per in_index, got {list(in_channels)} for {list(in_index)}")
+        self.psp_modules = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(scale), ConvModule(in_channels[-1], channels, 1)) for scale in pool_scales
+        )
+        self.bottleneck = ConvModule(in_channels[-1] + len(pool_scales) * channels, channels, 3)
+        self.lateral_convs = nn.ModuleList(ConvModule(c, channels, 1, inplace=False) for c in in_channels[:-1])
+        self.fpn_convs = nn.ModuleList(ConvModule(channels, channels, 3, inplace=False) for _ in in_channels[:-1])
+        self.fpn_bottleneck = ConvModule(len(in_channels) * channels, channels, 3)
+
+    def psp_forward(self, x: Tensor) -> Tensor:
+        pooled = [resize(psp(x), x.shape[-2:], self.align_corners) for psp in self.psp_modules]
+        return self.bottleneck(torch.cat([x, *pooled], dim=1))
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        x = [inputs[i] for i in self.in_index]
+        laterals = [conv(x[i]) for i, conv in enumerate(self.lateral_convs)]
+        laterals.append(self.psp_forward(x[-1]))
+        for i in range(len(laterals) - 1, 0, -1):
+            laterals[i - 1] = laterals[i - 1] + resize(laterals[i], laterals[i - 1].shape[-2:], self.align_corners)
+        outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals[:-1], strict=True)]
+        outs.append(laterals[-1])
+        size = outs[0].shape[-2:]
+        fused = self.fpn_bottleneck(torch.cat([resize(o, size, self.align_corners) for o in outs], dim=1))
+        return self.cls_seg(fused)
+
+
+class FCNHead(DecodeHead):
+    """Fully convolutional head on one level: ``num_convs`` 3x3 conv-BN-ReLU units, optional concat
+    of the input (``conv_cat``), classifier. Input: list of maps, output at level ``in_index``."""
+
+    def __init__(
+        self,
+        in_channels: int = 384,
+        in_index: int = 2,
+        channels: int = 256,
+        num_convs: int = 1,
+        concat_input: bool = False,
+        num_classes: int = 150,
+        dropout_ratio: float = 0.1,
+        align_corners: bool = False,
+        loss_weight: float = 0.4,
+    ) -> None:
+        super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio, align_corners, loss_weight)
+        if num_convs == 0 and in_channels != channels:
+            raise ValueError(f"FCNHead with num_convs=0 needs in_channels == channels, got {in_channels} and {channels}")
+        widths = [in_channels] + [channels] * num_convs
+        self.convs = nn.Sequential(*(ConvModule(a, b, 3) for a, b in zip(widths[:-1], widths[1:], strict=True)))
+        self.conv_cat = ConvModule(in_channels + channels, channels, 3) if concat_input else None
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        x = inputs[self.in_index]
+        feats = self.convs(x)
+        if self.conv_cat is not None:
+            feats = self.conv_cat(torch.cat([x, feats], dim=1))
+        return self.cls_seg(feats)

@@ -1,0 +1,220 @@
+"""Encoder-decoder segmentor (Swin backbone + UPerHead + auxiliary FCNHead) with MMSegmentation's
+method names: ``extract_feat``, ``encode_decode``, ``inference`` (whole / slide), ``loss``,
+``predict``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.classes import default_dataset_meta
+from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..data.io import ImageLike, as_rgb
+from ..data.transforms import imrescale, to_input
+from .heads import FCNHead, UPerHead, resize
+from .swin import SwinTransformer
+
+__all__ = ["EncoderDecoder", "inference", "seg_cross_entropy", "seg_accuracy"]
+
+
+def seg_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
+    """Pixel-wise cross-entropy averaged over ALL pixels, ignored ones counting as zero loss
+    (MMSegmentation's ``avg_non_ignore=False``). (B, C, H, W) logits, (B, H, W) labels."""
+    return F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none").mean()
+
+
+@torch.no_grad()
+def seg_accuracy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
+    """Top-1 pixel accuracy in percent over non-ignored pixels (MMSegmentation's ``acc_seg``)."""
+    valid = labels != ignore_index
+    eps = torch.finfo(torch.float32).eps
+    correct = (logits.argmax(1) == labels)[valid].sum().float() + eps
+    return correct * (100.0 / (valid.sum().float() + eps))
+
+
+class EncoderDecoder(nn.Module):
+    """Swin + UPerNet as MMSegmentation's ``EncoderDecoder``; arguments are its config sections.
+
+    Args:
+        backbone: :class:`SwinTransformer` arguments.
+        decode_head: :class:`UPerHead` arguments; ``in_channels=None`` takes the backbone's.
+        auxiliary_head: :class:`FCNHead` arguments (loss only), or None.
+        data_preprocessor: ``mean``/``std`` (RGB, 0..255 units) and the training batch
+            ``size``, ``pad_val``, ``seg_pad_val``.
+        test_cfg: ``mode`` ('whole' or 'slide'), and ``crop_size``/``stride`` (H, W) for slide.
+        test_pipeline: ``scale`` that test images are resized into keeping their ratio.
+        ignore_index: label value excluded from the loss and the accuracy.
+    """
+
+    def __init__(
+        self,
+        backbone: dict[str, Any] | None = None,
+        decode_head: dict[str, Any] | None = None,
+        auxiliary_head: dict[str, Any] | None = None,
+        data_preprocessor: dict[str, Any] | None = None,
+        test_cfg: dict[str, Any] | None = None,
+        test_pipeline: dict[str, Any] | None = None,
+        ignore_index: int = 255,
+    ) -> None:
+        super().__init__()
+        self.backbone = SwinTransformer(**(backbone or {}))
+        channels = self.backbone.num_features
+        decode_head = self._head_inputs("decode_head", decode_head or {}, channels, (0, 1, 2, 3))
+        self.decode_head = UPerHead(**decode_head)
+        self.auxiliary_head = None
+        if auxiliary_head is not None:
+            auxiliary_head = self._head_inputs("auxiliary_head", auxiliary_head, channels, 2)
+            self.auxiliary_head = FCNHead(**auxiliary_head)
+        self.data_preprocessor = {
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": [512, 512], "pad_val": 0, "seg_pad_val": 255,
+            **(data_preprocessor or {}),
+        }
+        self.test_cfg = {"mode": "whole", "crop_size": [512, 512], "stride": [341, 341], **(test_cfg or {})}
+        self.test_pipeline = {"scale": [2048, 512], "keep_ratio": True, **(test_pipeline or {})}
+        self.ignore_index = ignore_index
+        self.num_classes = self.decode_head.num_classes
+        self.dataset_meta = default_dataset_meta(self.num_classes)
+        self.config: dict[str, Any] = {
+            "backbone": self.backbone.config,
+            "decode_head": decode_head,
+            "auxiliary_head": auxiliary_head,
+            "data_preprocessor": self.data_preprocessor,
+            "test_cfg": self.test_cfg,
+            "test_pipeline": self.test_pipeline,
+            "ignore_index": ignore_index,
+        }
+
+    @staticmethod
+    def _head_inputs(name: str, cfg: dict[str, Any], channels: list[int], default_index: Any) -> dict[str, Any]:
+        """The head config with ``in_channels`` taken from the backbone (or checked against it)."""
+        cfg = dict(cfg)
+        index = cfg.get("in_index", default_index)
+        indices = [index] if isinstance(index, int) else list(index)
+        if not all(-len(channels) <= i < len(channels) for i in indices):
+            raise ValueError(f"{name}.in_index {index} is out of range for a backbone with {len(channels)} stages")
+        expected = channels[index] if isinstance(index, int) else [channels[i] for i in indices]
+        given = cfg.get("in_channels")
+        if given is None:
+            cfg["in_channels"] = expected
+        elif (list(given) if not isinstance(given, int) else given) != expected:
+            raise ValueError(
+                f"{name}.in_channels={given} does not match the backbone's channels {expected} at in_index {index}; "
+                f"leave it None to take the backbone's"
+            )
+        return cfg
+
+    # --- tensors in, tensors out ---------------------------------------------------------
+    def extract_feat(self, inputs: Tensor) -> list[Tensor]:
+        """Normalized (B, 3, H, W) -> the backbone's list of (B, C_i, H/2^(i+2), W/2^(i+2)) maps."""
+        return self.backbone(inputs)
+
+    def encode_decode(self, inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, num_classes, H, W) decode-head logits resized to the input."""
+        logits = self.decode_head(self.extract_feat(inputs))
+        return resize(logits, inputs.shape[-2:], self.decode_head.align_corners)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.encode_decode(inputs)
+
+    def slide_inference(self, inputs: Tensor, crop_size: Sequence[int], stride: Sequence[int]) -> Tensor:
+        """Logits from overlapping crops: a grid of windows clamped to the bottom/right edge,
+        logits summed into place and divided by the number of windows covering each pixel."""
+        (h_crop, w_crop), (h_stride, w_stride) = crop_size, stride
+        if min(h_crop, w_crop, h_stride, w_stride) <= 0:
+            raise ValueError(f"slide inference needs positive crop_size and stride, got {list(crop_size)}, {list(stride)}")
+        batch, _, height, width = inputs.shape
+        h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
+        logits = inputs.new_zeros((batch, self.num_classes, height, width))
+        count = inputs.new_zeros((1, 1, height, width))
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y2 = min(h_idx * h_stride + h_crop, height)
+                x2 = min(w_idx * w_stride + w_crop, width)
+                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
+                logits[:, :, y1:y2, x1:x2] += self.encode_decode(inputs[:, :, y1:y2, x1:x2])
+                count[:, :, y1:y2, x1:x2] += 1
+        return logits / count
+
+    def inference(
+        self,
+        inputs: Tensor,
+        mode: str | None = None,
+        crop_size: Sequence[int] | None = None,
+        stride: Sequence[int] | None = None,
+    ) -> Tensor:
+        """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits, by ``test_cfg`` unless given."""
+        mode = mode or self.test_cfg["mode"]
+        if mode == "whole":
+            return self.encode_decode(inputs)
+        if mode == "slide":
+            return self.slide_inference(inputs, crop_size or self.test_cfg["crop_size"], stride or self.test_cfg["stride"])
+        raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
+
+    def loss(self, inputs: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """Training losses for normalized (B, 3, H, W) inputs and (B, H', W') labels:
+        ``decode.loss_ce`` (weight 1), ``aux.loss_ce`` (weight 0.4) and their ``acc_seg``."""
+        feats = self.extract_feat(inputs)
+        losses = {}
+        for name, head in (("decode", self.decode_head), ("aux", self.auxiliary_head)):
+            if head is None:
+                continue
+            logits = resize(head(feats), labels.shape[-2:], head.align_corners)
+            losses[f"{name}.loss_ce"] = head.loss_weight * seg_cross_entropy(logits, labels, self.ignore_index)
+            losses[f"{name}.acc_seg"] = seg_accuracy(logits, labels, self.ignore_index)
+        return losses
+
+    # --- images in, label maps out ---------------------------------------------------------
+    def preprocess(self, image: ImageLike, scale: float | Sequence[int] | None = None) -> Tensor:
+        """One image -> normalized (1, 3, h, w) input on the model's device, resized keeping its
+        ratio into ``scale`` (default: the test pipeline's) or by a factor."""
+        rgb = imrescale(as_rgb(image), scale if scale is not None else self.test_pipeline["scale"])
+        x = to_input(rgb, self.data_preprocessor["mean"], self.data_preprocessor["std"])
+        return x.unsqueeze(0).to(next(self.parameters()).device)
+
+    @torch.no_grad()
+    def predict_logits(self, image: ImageLike, mode: str | None = None) -> Tensor:
+        """(num_classes, H, W) logits of one image at its original size (test pipeline, inference,
+        bilinear resize back)."""
+        rgb = as_rgb(image)
+        logits = self.inference(self.preprocess(rgb), mode)
+        return resize(logits, rgb.shape[:2], self.decode_head.align_corners)[0]
+
+    @torch.no_grad()
+    def predict(self, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False) -> list[Tensor]:
+        """Label maps (H, W) int64 on the CPU, one per image at its original size.
+
+        ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255; ``tta``
+        averages MMSegmentation's multi-scale + flip views (see :mod:`swinseg.models.tta`).
+        The model is in eval mode while predicting.
+        """
+        from .tta import tta_probs
+
+        if isinstance(images, (str, torch.Tensor)) or not isinstance(images, Sequence):
+            images = [images]
+        was_training = self.training
+        self.eval()
+        try:
+            out = []
+            for image in images:
+                scores = tta_probs(self, image, mode=mode) if tta else self.predict_logits(image, mode)
+                out.append(scores.argmax(0).cpu())
+            return out
+        finally:
+            self.train(was_training)
+
+
+def inference(
+    model: EncoderDecoder, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False
+) -> Tensor | list[Tensor]:
+    """Label map(s) of image(s) at their original size: ``swinseg.inference(model, "image.jpg")``.
+
+    One image gives one (H, W) int64 tensor; a list gives a list.
+    """
+    single = isinstance(images, (str, torch.Tensor)) or not isinstance(images, Sequence)
+    maps = model.predict(images, mode=mode, tta=tta)
+    return maps[0] if single else maps
