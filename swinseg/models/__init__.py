@@ -1,7 +1,24 @@
-"""Models: the Swin Transformer, the seed package's constructors and the registry of named models."""
+"""Models: the Swin Transformer, UPerNet heads and segmentor, the seed package's constructors and
+the registry of named models."""
 
 from .compat import swin_b, swin_l, swin_s, swin_t
+from .heads import FCNHead, UPerHead
+from .segmentor import EncoderDecoder, inference
 from .swin import SwinTransformer
 from .zoo import ModelSpec, get_spec, list_models, register
 
-__all__ = ["ModelSpec", "SwinTransformer", "get_spec", "list_models", "register", "swin_b", "swin_l", "swin_s", "swin_t"]
+__all__ = [
+    "EncoderDecoder",
+    "FCNHead",
+    "ModelSpec",
+    "SwinTransformer",
+    "UPerHead",
+    "get_spec",
+    "inference",
+    "list_models",
+    "register",
+    "swin_b",
+    "swin_l",
+    "swin_s",
+    "swin_t",
+]

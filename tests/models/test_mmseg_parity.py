@@ -128,6 +128,7 @@ def test_segmentor_matches_mmsegmentation(tmp_path):
     for path, (logits, pred) in zip(images, expected["slide"], strict=True):
         mine = ours.predict_logits(path, mode="slide")
         assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item()
+        assert (mine.argmax(0) == pred).float().mean() > 0.999
     for path, pred in zip(images, expected["tta"], strict=True):
         mine = ours.predict(path, tta=True)[0]
         assert (mine == pred).float().mean() > 0.999
