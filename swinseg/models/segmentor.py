@@ -18,7 +18,7 @@ from ..data.transforms import imrescale, to_input
 from .heads import FCNHead, UPerHead, resize
 from .swin import SwinTransformer
 
-__all__ = ["EncoderDecoder", "inference", "seg_cross_entropy", "seg_accuracy"]
+__all__ = ["EncoderDecoder", "inference", "seg_cross_entropy", "seg_accuracy", "upsampled_argmax"]
 
 
 def seg_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
@@ -185,11 +185,18 @@ class EncoderDecoder(nn.Module):
         return resize(logits, rgb.shape[:2], self.decode_head.align_corners)[0]
 
     @torch.no_grad()
-    def predict(self, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False) -> list[Tensor]:
+    def predict(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        mode: str | None = None,
+        tta: bool = False,
+        batch_size: int = 1,
+    ) -> list[Tensor]:
         """Label maps (H, W) int64 on the CPU, one per image at its original size.
 
-        ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255; ``tta``
-        averages MMSegmentation's multi-scale + flip views (see :mod:`swinseg.models.tta`).
+        ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255. Consecutive
+        images whose resized inputs share a size are inferred together, up to ``batch_size``.
+        ``tta`` averages MMSegmentation's multi-scale + flip views (:mod:`swinseg.models.tta`).
         The model is in eval mode while predicting.
         """
         from .tta import tta_probs
@@ -199,22 +206,62 @@ class EncoderDecoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            out = []
+            if tta:
+                return [tta_probs(self, image, mode=mode).argmax(0).cpu() for image in images]
+            out: list[Tensor] = []
+            pending: list[tuple[Tensor, tuple[int, int]]] = []
             for image in images:
-                scores = tta_probs(self, image, mode=mode) if tta else self.predict_logits(image, mode)
-                out.append(scores.argmax(0).cpu())
-            return out
+                rgb = as_rgb(image)
+                x = self.preprocess(rgb)
+                if pending and (len(pending) == batch_size or pending[0][0].shape != x.shape):
+                    out += self._infer_batch(pending, mode)
+                    pending = []
+                pending.append((x, rgb.shape[:2]))
+            return out + (self._infer_batch(pending, mode) if pending else [])
         finally:
             self.train(was_training)
 
+    def _infer_batch(self, batch: list[tuple[Tensor, tuple[int, int]]], mode: str | None) -> list[Tensor]:
+        logits = self.inference(torch.cat([x for x, _ in batch]), mode)
+        return [upsampled_argmax(lg, size, self.decode_head.align_corners) for lg, (_, size) in zip(logits, batch, strict=True)]
+
+
+def upsampled_argmax(logits: Tensor, size: Sequence[int], align_corners: bool = False, max_elements: int = 2**26) -> Tensor:
+    """argmax over classes of (C, h, w) ``logits`` resized bilinearly to ``size``, as an (H, W)
+    int64 CPU tensor. Large outputs go in strips of rows so that no more than about
+    ``max_elements`` resized values exist at once (a 20000 x 20000 image with 150 classes would
+    otherwise need 240 GB)."""
+    channels, h, w = logits.shape
+    height, width = size
+    if channels * height * width <= max_elements or align_corners:
+        return resize(logits[None], size, align_corners)[0].argmax(0).cpu()
+    labels = torch.empty((height, width), dtype=torch.int64)
+    rows = max(1, max_elements // (channels * width))
+    scale = h / height
+    for top in range(0, height, rows):
+        y = torch.arange(top, min(top + rows, height), dtype=torch.float32, device=logits.device)
+        src = ((y + 0.5) * scale - 0.5).clamp(min=0)
+        y0 = src.floor().long().clamp(max=h - 1)
+        y1 = (y0 + 1).clamp(max=h - 1)
+        first, last = int(y0[0]), int(y1[-1])
+        band = resize(logits[None, :, first : last + 1], (last - first + 1, width), align_corners)[0]
+        weight = (src - y0).view(1, -1, 1)
+        strip = band[:, y0 - first] * (1 - weight) + band[:, y1 - first] * weight
+        labels[top : top + len(y)] = strip.argmax(0).cpu()
+    return labels
+
 
 def inference(
-    model: EncoderDecoder, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False
+    model: EncoderDecoder,
+    images: ImageLike | Sequence[ImageLike],
+    mode: str | None = None,
+    tta: bool = False,
+    batch_size: int = 1,
 ) -> Tensor | list[Tensor]:
     """Label map(s) of image(s) at their original size: ``swinseg.inference(model, "image.jpg")``.
 
     One image gives one (H, W) int64 tensor; a list gives a list.
     """
     single = isinstance(images, (str, torch.Tensor)) or not isinstance(images, Sequence)
-    maps = model.predict(images, mode=mode, tta=tta)
+    maps = model.predict(images, mode=mode, tta=tta, batch_size=batch_size)
     return maps[0] if single else maps

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.models.segmentor import EncoderDecoder, seg_accuracy, seg_cross_entropy
+from swinseg.models.segmentor import EncoderDecoder, seg_accuracy, seg_cross_entropy, upsampled_argmax
 from swinseg.models.tta import tta_probs
 from swinseg.models.zoo import get_spec, list_models
 
@@ -216,3 +216,19 @@ def test_loss_backpropagates_to_every_trainable_parameter():
     losses = model.loss(torch.randn(2, 3, 64, 64), torch.randint(0, 5, (2, 64, 64)))
     sum(v for k, v in losses.items() if "loss" in k).backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("size", [(100, 133), (1000, 37), (5, 3), (13, 17)])
+def test_upsampled_argmax_in_strips_matches_one_resize(size):
+    logits = torch.randn(7, 13, 17, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0].argmax(0)
+    assert torch.equal(upsampled_argmax(logits, size, max_elements=7 * size[1] * 3), expected)
+
+
+def test_batched_predict_equals_one_by_one():
+    model = small_model()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(64, 80, 3), (64, 80, 3), (30, 50, 3), (64, 80, 3)]]
+    batched = model.predict(images, batch_size=3)
+    single = [model.predict(image)[0] for image in images]
+    assert all(torch.equal(a, b) for a, b in zip(batched, single, strict=True))

@@ -1,0 +1,60 @@
+"""Drawing label maps: colour overlays with a legend of the classes present."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["colorize", "overlay"]
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) uint8 RGB; ids outside the palette (e.g. 255) are black."""
+    table = np.zeros((max(len(palette), int(labels.max(initial=0)) + 1), 3), np.uint8)
+    table[: len(palette)] = np.asarray(palette, np.uint8).reshape(-1, 3)
+    return table[labels]
+
+
+def _legend(ids: Sequence[int], classes: Sequence[str], palette: Sequence[Sequence[int]], height: int) -> np.ndarray:
+    """A white panel listing each class id with its colour swatch, in columns that fit ``height``."""
+    scale = float(np.clip(height / 900, 0.35, 1.0))
+    row = max(int(26 * scale), 10)
+    per_column = max(height // row - 1, 1)
+    texts = [f"{i} {classes[i] if i < len(classes) else ''}".strip() for i in ids]
+    width = max((cv2.getTextSize(t, _FONT, scale, 1)[0][0] for t in texts), default=0) + 2 * row
+    columns = -(-len(texts) // per_column)
+    panel = np.full((height, max(columns, 1) * width, 3), 255, np.uint8)
+    for n, (i, text) in enumerate(zip(ids, texts, strict=True)):
+        x, y = (n // per_column) * width + row // 3, (n % per_column + 1) * row
+        colour = tuple(int(c) for c in palette[i]) if i < len(palette) else (0, 0, 0)
+        cv2.rectangle(panel, (x, y - row + 4), (x + row - 6, y - 2), colour, -1)
+        cv2.rectangle(panel, (x, y - row + 4), (x + row - 6, y - 2), (0, 0, 0), 1)
+        cv2.putText(panel, text, (x + row, y - 4), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return panel
+
+
+def overlay(
+    image: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    opacity: float = 0.5,
+    legend: bool = True,
+) -> np.ndarray:
+    """Blend the colourised ``labels`` over an (H, W, 3) RGB ``image`` (as MMSegmentation's
+    visualizer: ``image * (1 - opacity) + colour * opacity``) and append a legend on the right."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
+    if image.shape[:2] != labels.shape:
+        raise ValueError(f"image {image.shape[:2]} and label map {labels.shape} differ in size")
+    blended = image.astype(np.float32) * (1 - opacity) + colorize(labels, palette).astype(np.float32) * opacity
+    out = blended.round().clip(0, 255).astype(np.uint8)
+    if legend:
+        panel = _legend(np.unique(labels).tolist(), classes, palette, max(out.shape[0], 200))
+        out = np.pad(out, ((0, panel.shape[0] - out.shape[0]), (0, 0), (0, 0)), constant_values=255)
+        out = np.concatenate([out, panel], axis=1)
+    return out
