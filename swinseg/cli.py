@@ -88,6 +88,99 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Image files from files, folders (searched recursively) and glob patterns, in a stable order."""
+    import glob
+
+    out: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif path.is_file():
+            out.append(path)
+        elif glob.has_magic(item):
+            out += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            raise FileNotFoundError(f"input {item} does not exist")
+    if not out:
+        raise FileNotFoundError(f"no images found in {', '.join(inputs)}")
+    return out
+
+
+def _load_segmentor(model: str, checkpoint: str | bool | None, device: str) -> torch.nn.Module:
+    from .models.factory import create_model
+    from .models.segmentor import EncoderDecoder
+
+    is_file = Path(model).exists()
+    net = create_model(model, pretrained=False if is_file else (checkpoint or True))
+    if is_file and checkpoint:
+        from .checkpoint import load_checkpoint
+
+        load_checkpoint(net, checkpoint)
+    if not isinstance(net, EncoderDecoder):
+        raise ValueError(f"{model} is not a segmentation model (see swinseg models '*upernet*')")
+    return net.to(device).eval()
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from .data import read_image
+    from .visualize import overlay
+
+    if not 0.0 <= args.opacity <= 1.0:
+        raise ValueError(f"--opacity must lie in [0, 1], got {args.opacity}")
+    if min(args.crop, args.stride, args.batch_size) <= 0:
+        raise ValueError("--crop, --stride and --batch-size must be positive")
+    images = expand_inputs(args.inputs)
+    model = _load_segmentor(args.model, args.checkpoint, args.device)
+    if args.mode:
+        model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes, palette = model.dataset_meta["classes"], model.dataset_meta["palette"]
+    stems: dict[str, int] = {}
+    failed: list[str] = []
+    counts = np.zeros(model.num_classes, np.int64)
+    start = time.perf_counter()
+    progress = tqdm(total=len(images), desc="predict", unit="img", disable=not sys.stderr.isatty())
+    for i in range(0, len(images), args.batch_size):
+        batch = images[i : i + args.batch_size]
+        progress.update(len(batch))
+        readable, rgbs = [], []
+        for path in batch:
+            try:
+                rgbs.append(read_image(path))
+                readable.append(path)
+            except (ValueError, FileNotFoundError) as e:
+                failed.append(str(path))
+                progress.write(f"error: {e}", file=sys.stderr)
+        labels = model.predict(rgbs, tta=args.tta, batch_size=args.batch_size) if rgbs else []
+        for path, rgb, label in zip(readable, rgbs, labels, strict=True):
+            ids = label.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
+            stem = path.stem if path.stem not in stems else f"{path.stem}_{stems[path.stem]}"
+            stems[path.stem] = stems.get(path.stem, 0) + 1
+            cv2.imwrite(str(out / f"{stem}.png"), ids)
+            vis = overlay(rgb, ids, classes, palette, args.opacity)
+            cv2.imwrite(str(out / f"{stem}_overlay.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
+            counts += np.bincount(ids.ravel(), minlength=model.num_classes)[: model.num_classes]
+    progress.close()
+    elapsed = time.perf_counter() - start
+    done = len(images) - len(failed)
+    top = [f"{classes[c]} {counts[c] / max(counts.sum(), 1):.1%}" for c in np.argsort(-counts)[:5] if counts[c]]
+    print(f"segmented {done} of {len(images)} images in {elapsed:.1f} s ({elapsed / max(done, 1):.2f} s/image) -> {out}")
+    if top:
+        print(f"most frequent classes: {', '.join(top)}")
+    if failed:
+        raise ValueError(f"{len(failed)} image(s) could not be read: {', '.join(failed)}")
+
+
 def cmd_convert(args: argparse.Namespace) -> None:
     from .checkpoint import convert_checkpoint
 
@@ -125,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser(
+        "predict",
+        help="segment images: label maps (PNG, class ids) and colour overlays with a legend",
+        description="Segment images, folders or glob patterns with a registered segmentor (its model-zoo weights "
+        "unless --checkpoint is given) or a checkpoint file. Writes DIR/<name>.png (0-based class ids) and "
+        "DIR/<name>_overlay.jpg per image.",
+    )
+    p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="registered segmentor name or checkpoint file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("--checkpoint", help="weights: path or URL in any supported layout")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
+    p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
+    p.add_argument("--crop", type=int, default=512, help="slide window size (default 512)")
+    p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
+    p.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
         "convert",

@@ -76,3 +76,73 @@ def test_demo_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "28,288,354 parameters" in out and "median" in out
     assert (tmp_path / "swin_tiny_demo.safetensors").exists()
+
+
+SEG = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
+SEG_SMALL = dict(
+    backbone=dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4]),
+    decode_head=dict(channels=16),
+    auxiliary_head=dict(channels=8),
+)
+
+
+@pytest.fixture
+def segmentor_files(tmp_path):
+    """A small 150-class segmentor checkpoint and a folder of images of odd sizes (one grayscale)."""
+    import cv2
+
+    model = randomize_(swinseg.create_model(SEG, **SEG_SMALL)).eval()
+    ckpt = swinseg.save_checkpoint(model, tmp_path / "seg.safetensors")
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "a.jpg"), rng.integers(0, 256, (75, 101, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "sub" / "b.png"), rng.integers(0, 256, (40, 33), dtype=np.uint8))
+    return model, ckpt, folder
+
+
+def test_predict_writes_label_maps_and_overlays(tmp_path, capsys, segmentor_files):
+    import cv2
+
+    model, ckpt, folder = segmentor_files
+    out = tmp_path / "out"
+    assert main(["predict", str(ckpt), str(folder), "--out", str(out), "--batch-size", "2"]) == 0
+    assert "segmented 2 of 2 images" in capsys.readouterr().out
+    for rel, stem in (("a.jpg", "a"), ("sub/b.png", "b")):
+        labels = cv2.imread(str(out / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        expected = model.predict(str(folder / rel))[0].numpy()
+        assert labels.shape == expected.shape and np.array_equal(labels, expected)
+        vis = cv2.imread(str(out / f"{stem}_overlay.jpg"))
+        assert vis.shape[1] > labels.shape[1]  # the legend panel on the right
+
+
+def test_predict_slide_mode_and_globs(tmp_path, segmentor_files):
+    import cv2
+
+    model, ckpt, folder = segmentor_files
+    out = tmp_path / "out"
+    args = ["predict", str(ckpt), str(folder / "*.jpg"), "--out", str(out), "--mode", "slide", "--crop", "256", "--stride", "171"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_overlay.jpg"]
+    model.test_cfg.update(crop_size=[256, 256], stride=[171, 171])
+    expected = model.predict(str(folder / "a.jpg"), mode="slide")[0].numpy()
+    assert np.array_equal(cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED), expected)
+
+
+def test_predict_reports_unreadable_images_and_goes_on(tmp_path, capsys, segmentor_files):
+    _, ckpt, folder = segmentor_files
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out"
+    assert main(["predict", str(ckpt), str(folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and err.strip().splitlines()[-1].startswith("error:")
+    assert (out / "a.png").exists() and (out / "b.png").exists()
+
+
+def test_predict_rejects_a_classifier_and_missing_inputs(tmp_path, capsys, segmentor_files):
+    _, ckpt, folder = segmentor_files
+    classifier = swinseg.save_checkpoint(SwinTransformer(**SMALL, num_classes=3), tmp_path / "cls.safetensors")
+    assert main(["predict", str(classifier), str(folder), "--out", str(tmp_path / "o")]) == 1
+    assert "not a segmentation model" in capsys.readouterr().err
+    assert main(["predict", str(ckpt), str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
+    assert "nowhere does not exist" in capsys.readouterr().err
