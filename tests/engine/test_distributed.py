@@ -1,0 +1,30 @@
+"""SyncBatchNorm only where it can and should run."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+import swinseg
+from swinseg.engine import distributed
+
+SMALL = dict(backbone=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2]), decode_head=dict(channels=8))
+NAME = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
+
+
+def _kinds(model):
+    return {type(m) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+def test_one_process_keeps_batchnorm():
+    model = distributed.sync_batchnorm(swinseg.create_model(NAME, **SMALL), "cuda")
+    assert _kinds(model) == {nn.BatchNorm2d}
+
+
+def test_several_gpu_processes_get_syncbatchnorm(monkeypatch):
+    monkeypatch.setattr(distributed, "get_world_size", lambda: 8)
+    model = distributed.sync_batchnorm(swinseg.create_model(NAME, **SMALL), "cuda:0")
+    assert _kinds(model) == {nn.SyncBatchNorm}
+    with pytest.warns(UserWarning, match="SyncBatchNorm needs GPUs"):
+        cpu = distributed.sync_batchnorm(swinseg.create_model(NAME, **SMALL), "cpu")
+    assert _kinds(cpu) == {nn.BatchNorm2d}
