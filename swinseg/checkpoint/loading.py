@@ -87,8 +87,10 @@ def read_dataset_meta(meta: dict[str, Any]) -> dict[str, Any] | None:
     else:
         return None
     out: dict[str, Any] = {"classes": [str(c) for c in classes]}
-    if palette is not None:
-        out["palette"] = [[int(v) for v in colour] for colour in palette]
+    try:
+        out["palette"] = [[int(v) for v in colour][:3] for colour in palette]
+    except (TypeError, ValueError):
+        pass  # no palette, or one pickled as an object we do not unpickle: a default one is used
     return out
 
 
