@@ -82,15 +82,18 @@ def merge_config(base: dict[str, Any], overrides: dict[str, Any], path: str = ""
     return out
 
 
+# Widths and depths of the Swin sizes, as in the paper.
+SWIN_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
+    "small": dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
+    "base": dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
+    "large": dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
+}
+
+
 def _register_classifiers() -> None:
     from .swin import SwinTransformer
 
-    sizes = {
-        "tiny": dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
-        "small": dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
-        "base": dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
-        "large": dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
-    }
     # (size, window, image size, ImageNet-1K checkpoint, ImageNet-22K checkpoint), as released.
     releases = [
         ("tiny", 7, 224, "v1.0.0/swin_tiny_patch4_window7_224.pth", "v1.0.8/swin_tiny_patch4_window7_224_22k.pth"),
@@ -111,7 +114,7 @@ def _register_classifiers() -> None:
                 drop_path_rate=drop_path[size],
                 num_classes=classes,
                 always_partition=False,
-                **sizes[size],
+                **SWIN_SIZES[size],
             )
             register(
                 ModelSpec(
@@ -132,12 +135,6 @@ def _register_segmentors() -> None:
     from .segmentor import EncoderDecoder
     from .swin import SwinTransformer
 
-    sizes = {
-        "tiny": dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
-        "small": dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
-        "base": dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
-        "large": dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
-    }
     # (size, window, pre-training: dataset and image size, model-zoo file, mIoU, ms+flip mIoU,
     # backbone weights MMSegmentation pre-trains from), as in MMSegmentation's swin/metafile.yaml.
     releases = [
@@ -156,7 +153,7 @@ def _register_segmentors() -> None:
         config = full_config(
             EncoderDecoder,
             backbone=full_config(
-                SwinTransformer, pretrain_img_size=img, window_size=window, drop_path_rate=0.3, always_partition=True, **sizes[size]
+                SwinTransformer, pretrain_img_size=img, window_size=window, drop_path_rate=0.3, always_partition=True, **SWIN_SIZES[size]
             ),
             decode_head=full_config(UPerHead, in_channels=None, num_classes=150),
             auxiliary_head=full_config(FCNHead, in_channels=None, num_classes=150),

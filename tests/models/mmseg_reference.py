@@ -12,24 +12,8 @@ loads it (resizing bias tables as MMSegmentation does).
 import importlib.util
 import json
 import sys
-import types
 from pathlib import Path
-
-
-class _StandInExt(types.ModuleType):
-    """mmcv-lite has no compiled ops; Swin never calls them."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def unavailable(*args, **kwargs):
-            raise RuntimeError(f"mmcv._ext.{name} is not available")
-
-        return unavailable
-
-
-sys.modules["mmcv._ext"] = _StandInExt("mmcv._ext")
+import mmcv_standin  # noqa: F401  (registers the stand-in mmcv._ext before mmseg is imported)
 
 import mmseg  # noqa: E402
 import torch  # noqa: E402
