@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -56,36 +55,105 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Build Swin-T, write a checkpoint, load it back through the loader, classify an image."""
-    import cv2
-    import numpy as np
-
-    from . import create_model, save_checkpoint
+    """Synthetic ADE20K-layout dataset -> train a small Swin-UPerNet -> evaluate -> overlays, curves."""
+    from .configs import load_config
+    from .engine.evaluate import evaluate
+    from .engine.trainer import Trainer
+    from .tools.plot import plot_curves
+    from .tools.synthetic import write_dataset
 
     work = Path(args.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    name = "swin_tiny_patch4_window7_224"
-    torch.manual_seed(0)
+    quick = ["schedule.max_iters=24", "schedule.warmup_iters=4", "train.log_interval=8", "train.val_interval=24",
+             "train.checkpoint_interval=12", "data.num_workers=0"]
+    train_images, val_images = (24, 6) if args.quick else (160, 40)
     start = time.perf_counter()
-    model = create_model(name)
-    built = time.perf_counter() - start
-    ckpt = save_checkpoint(model, work / "swin_tiny_demo.safetensors")
-    print(f"built {name} ({sum(p.numel() for p in model.parameters()):,} parameters) in {built:.2f} s; wrote {ckpt}")
-
-    yy, xx = np.mgrid[0:300, 0:400]
-    image = np.stack([(xx * 255 // 399), (yy * 255 // 299), ((xx // 50 + yy // 50) % 2) * 255], -1).astype(np.uint8)
-    image_path = work / "demo.png"
-    cv2.imwrite(str(image_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-
+    root = write_dataset(work / "data" / "synthetic", train=train_images, val=val_images)
+    print(f"wrote a synthetic dataset ({train_images} training, {val_images} validation images, ADE20K layout) to {root} "
+          f"in {time.perf_counter() - start:.1f} s")
+    config = load_config(DEMO_CONFIG, [f"data.root={root}", *(quick if args.quick else []), *(args.set or [])])
+    trainer = Trainer(config, work / "train", resume="auto" if args.resume else None, device="cpu")
     start = time.perf_counter()
-    loaded = _load_classifier(str(ckpt), None)
-    print(f"loaded {ckpt} through the checkpoint loader in {time.perf_counter() - start:.2f} s")
-    _classify(loaded, [image_path], 224, args.topk, "cpu")
-    times = _classify(loaded, [image_path] * args.repeat, 224, 0, "cpu")
-    print(
-        f"forward at 224x224, batch 1, {torch.get_num_threads()} threads: median {statistics.median(times) * 1000:.1f} ms "
-        f"over {len(times)} runs (random weights: the classes are arbitrary)"
-    )
+    trainer.train()
+    print(f"trained in {time.perf_counter() - start:.0f} s")
+    metric = evaluate(trainer.model, trainer.val_set, show_dir=work / "overlays")
+    print(metric.table())
+    result = metric.compute()
+    chance = 100.0 / trainer.model.num_classes
+    print(f"mIoU {result['mIoU']:.2f} (a uniform guess scores about {chance:.0f} IoU per class at best)")
+    print(f"overlays (prediction | ground truth): {work / 'overlays'}")
+    try:
+        print(f"training curves: {plot_curves(work / 'train')}")
+    except ImportError as e:
+        print(f"no training curves: {e}")
+
+
+DEMO_CONFIG = "swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128"
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .configs import load_config
+    from .engine.trainer import Trainer
+
+    overrides = list(args.set or []) + ([f"train.amp={args.amp}"] if args.amp else [])
+    config = load_config(args.config, overrides)
+    work_dir = args.work_dir or Path("work_dirs") / Path(config["source"]).stem
+    Trainer(config, work_dir, resume=args.resume, device=args.device).train()
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    import json
+
+    from .checkpoint import load_checkpoint
+    from .configs import load_config
+    from .data.dataset import build_dataset
+    from .engine.distributed import get_rank, init_distributed
+    from .engine.evaluate import evaluate
+    from .engine.trainer import build_segmentor
+
+    config = load_config(args.config, args.set)
+    device = init_distributed(args.device)
+    model = build_segmentor(config)
+    report = load_checkpoint(model, args.checkpoint)
+    model.to(device).eval()
+    if args.mode:
+        model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
+    dataset = build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
+    if get_rank() == 0:
+        print(f"loaded {args.checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
+              f"({model.test_cfg['mode']}{' + ms/flip TTA' if args.tta else ''})")
+    metric = evaluate(model, dataset, tta=args.tta or config["test"]["tta"], show_dir=args.show_dir)
+    if get_rank() == 0:
+        print(metric.table())
+        if args.out:
+            Path(args.out).write_text(json.dumps(metric.compute(), indent=1))
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    from .configs import dump_config, list_configs, load_config
+
+    if args.list or not args.name:
+        print("\n".join(list_configs()))
+        return
+    print(dump_config(load_config(args.name, args.set)), end="")
+
+
+def cmd_check_data(args: argparse.Namespace) -> None:
+    from .configs import load_config
+    from .tools.check_data import check_config
+
+    reports, classes = check_config(load_config(args.config, args.set), args.workers, progress=sys.stderr.isatty())
+    for report in reports:
+        print("\n".join(report.lines(classes)))
+    problems = sum(len(r.problems) for r in reports)
+    if problems:
+        raise ValueError(f"{problems} problem(s) found in the dataset (listed above)")
+    print("no problems found")
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from .tools.plot import plot_curves
+
+    print(f"wrote {plot_curves(args.work_dir, args.out)}")
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -204,11 +272,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"swinseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="build Swin-T, save and reload a checkpoint, classify an image, time it")
-    p.add_argument("--work-dir", default="demo", help="where the checkpoint and image are written (default: demo)")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--repeat", type=int, default=5, help="timed forward passes")
+    p = sub.add_parser(
+        "demo",
+        help="the whole loop offline: synthetic dataset, train a small Swin-UPerNet (~5 min on CPU), evaluate, overlays",
+    )
+    p.add_argument("--work-dir", default="demo", help="where the dataset, checkpoints, logs and overlays go (default: demo)")
+    p.add_argument("--quick", action="store_true", help="a few iterations on a few images (a smoke test, ~30 s)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. schedule.max_iters=400")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a segmentor from a config (torchrun for several GPUs)")
+    p.add_argument("config", help="config file or shipped config name (swinseg config --list)")
+    p.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
+    p.add_argument("--resume", nargs="?", const="auto", help="resume from a checkpoint, or with no value the newest in the work dir")
+    p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 uses a gradient scaler)")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=4 train.accumulate=2")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint on a config's validation split (mIoU)")
+    p.add_argument("config", help="config file or shipped config name")
+    p.add_argument("checkpoint", help="checkpoint: path or URL in any supported layout")
+    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
+    p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
+    p.add_argument("--crop", type=int, default=512, help="slide window size (default 512)")
+    p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
+    p.add_argument("--show-dir", help="write prediction | ground truth overlays here")
+    p.add_argument("--out", help="write the metrics as JSON here")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.root=/data/ade")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("config", help="print a resolved config, or list the shipped ones")
+    p.add_argument("name", nargs="?", help="config file or shipped config name")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--list", action="store_true", help="list the shipped configs")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("check-data", help="scan a config's dataset: sizes, class frequencies, problems")
+    p.add_argument("config", help="config file or shipped config name")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.root=/data/ade")
+    p.add_argument("--workers", type=int, default=4, help="reading threads (default 4)")
+    p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("plot", help="draw a work dir's loss, lr and mIoU curves to PNG")
+    p.add_argument("work_dir", help="training work directory (with scalars.jsonl)")
+    p.add_argument("--out", help="PNG path (default: WORK_DIR/curves.png)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("classify", help="classify images with a named model or a checkpoint file")
     p.add_argument("model", help="registered model name (swinseg models) or checkpoint file")
@@ -262,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.checkpoint = True
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, ConnectionError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError, KeyError, ConnectionError, RuntimeError, ImportError, FloatingPointError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 1

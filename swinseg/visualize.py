@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["colorize", "overlay"]
+__all__ = ["colorize", "overlay", "side_by_side"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -58,3 +58,29 @@ def overlay(
         out = np.pad(out, ((0, panel.shape[0] - out.shape[0]), (0, 0), (0, 0)), constant_values=255)
         out = np.concatenate([out, panel], axis=1)
     return out
+
+
+def side_by_side(
+    image: np.ndarray,
+    prediction: np.ndarray,
+    label: np.ndarray,
+    classes: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    opacity: float = 0.5,
+) -> np.ndarray:
+    """Prediction overlay | ground-truth overlay (ignored pixels uncoloured) | legend of the
+    classes in either, each overlay captioned."""
+    panels = []
+    for labels, caption in ((prediction, "prediction"), (label, "ground truth")):
+        shown = overlay(image, labels, classes, palette, opacity, legend=False)
+        if labels is label:
+            ignored = labels >= len(palette)
+            shown[ignored] = image[ignored]
+        scale = max(shown.shape[0] / 600, 0.4)
+        cv2.putText(shown, caption, (6, int(24 * scale)), _FONT, scale, (255, 255, 255), max(int(2 * scale), 1), cv2.LINE_AA)
+        panels += [shown, np.full((shown.shape[0], 8, 3), 255, np.uint8)]
+    ids = sorted(set(np.unique(prediction).tolist()) | {i for i in np.unique(label).tolist() if i < len(palette)})
+    legend = _legend(ids, classes, palette, max(image.shape[0], 200))
+    out = np.concatenate(panels, axis=1)
+    out = np.pad(out, ((0, legend.shape[0] - out.shape[0]), (0, 0), (0, 0)), constant_values=255)
+    return np.concatenate([out, legend], axis=1)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-__all__ = ["read_checkpoint", "write_file", "unwrap_state_dict"]
+__all__ = ["read_checkpoint", "write_file", "atomic_write", "unwrap_state_dict"]
 
 StateDict = dict[str, Tensor]
 
@@ -129,12 +129,15 @@ def unwrap_state_dict(obj: dict[str, Any]) -> StateDict:
     return sd
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write`` on a temporary file beside ``path``, then rename it into place."""
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` on a temporary file beside ``path``, flush it to disk, then rename it into
+    place: a reader (or a run killed at any moment) sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -146,10 +149,10 @@ def write_file(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     (or of ``obj`` itself) and ``obj['meta']`` as metadata; any other suffix is a ``torch.save`` pickle."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        return _atomic(path, lambda tmp: torch.save(obj, tmp))
+        return atomic_write(path, lambda tmp: torch.save(obj, tmp))
     from safetensors.torch import save_file
 
     sd = obj.get("state_dict", obj)
     tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items() if isinstance(v, Tensor)}
     text = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (obj.get("meta") or {}).items()}
-    return _atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=text))
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=text))

@@ -1,14 +1,34 @@
-"""Distributed helpers that work unchanged in one process."""
+"""Distributed helpers that work unchanged in one process: torchrun set-up, rank queries and
+SyncBatchNorm (PyTorch's on GPUs, an all-reduce one on CPUs)."""
 
 from __future__ import annotations
 
-import warnings
+import os
 
 import torch
 import torch.distributed as dist
-from torch import nn
+import torch.distributed.nn.functional as dist_fn
+from torch import Tensor, nn
 
-__all__ = ["get_world_size", "sync_batchnorm"]
+__all__ = ["init_distributed", "get_rank", "get_world_size", "CPUSyncBatchNorm", "sync_batchnorm"]
+
+
+def init_distributed(device: str | None = None) -> torch.device:
+    """Join the process group that ``torchrun`` describes in the environment (NCCL on GPUs, gloo
+    on CPUs) and return this process's device; in a plain run, just the device."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dev
+
+
+def get_rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def get_world_size() -> int:
@@ -16,16 +36,45 @@ def get_world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def sync_batchnorm(model: nn.Module, device: torch.device | str) -> nn.Module:
-    """BatchNorm -> SyncBatchNorm when several processes train on GPUs (the reference configs'
-    ``SyncBN``); plain BatchNorm in one process, so no config ever needs editing for it.
+class CPUSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics span every process of the group, for CPU runs
+    (PyTorch's SyncBatchNorm needs GPUs). Sums, sums of squares and counts are all-reduced with
+    a differentiable all-reduce, so gradients flow through the shared statistics as they do in
+    SyncBatchNorm."""
 
-    PyTorch's SyncBatchNorm runs on GPUs only: several CPU processes keep per-process BatchNorm
-    statistics, with a warning.
-    """
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or get_world_size() == 1:
+            return super().forward(x)
+        count = x.new_full((1,), x.numel() / x.shape[1])
+        stats = dist_fn.all_reduce(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+        channels = x.shape[1]
+        total = stats[-1]
+        mean = stats[:channels] / total
+        var = (stats[channels : 2 * channels] / total - mean * mean).clamp(min=0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (total / (total - 1)), alpha=m)
+        shape = (1, channels, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """BatchNorm -> synchronized BatchNorm when several processes train (the reference configs'
+    ``SyncBN``): PyTorch's SyncBatchNorm on GPUs, :class:`CPUSyncBatchNorm` on CPUs; unchanged in
+    one process, so no config ever needs editing for it."""
     if get_world_size() == 1:
         return model
-    if torch.device(device).type == "cpu":
-        warnings.warn("SyncBatchNorm needs GPUs: each CPU process keeps its own BatchNorm statistics", stacklevel=2)
-        return model
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if torch.device(device).type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            sync = CPUSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
+            sync.load_state_dict(child.state_dict())
+            setattr(model, name, sync)
+        else:
+            sync_batchnorm(child, device)
+    return model

@@ -117,8 +117,10 @@ class EncoderDecoder(nn.Module):
         logits = self.decode_head(self.extract_feat(inputs))
         return resize(logits, inputs.shape[-2:], self.decode_head.align_corners)
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.encode_decode(inputs)
+    def forward(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        """Logits as :meth:`encode_decode`; with ``labels``, the training losses of :meth:`loss`
+        (one entry point, so that DistributedDataParallel sees the training forward)."""
+        return self.encode_decode(inputs) if labels is None else self.loss(inputs, labels)
 
     def slide_inference(self, inputs: Tensor, crop_size: Sequence[int], stride: Sequence[int]) -> Tensor:
         """Logits from overlapping crops: a grid of windows clamped to the bottom/right edge,

@@ -135,19 +135,20 @@ def _register_segmentors() -> None:
     from .segmentor import EncoderDecoder
     from .swin import SwinTransformer
 
-    # (size, window, pre-training: dataset and image size, model-zoo file, mIoU, ms+flip mIoU,
-    # backbone weights MMSegmentation pre-trains from), as in MMSegmentation's swin/metafile.yaml.
+    # (size, window, pre-training: dataset and image size, model-zoo file, mIoU, ms+flip mIoU), as
+    # in MMSegmentation's swin/metafile.yaml. The backbone weights training starts from are in the
+    # training configs (swinseg/configs).
     releases = [
-        ("tiny", 7, "in1k", 224, "upernet_swin_tiny_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210531_112542-e380ad3e.pth", 44.41, 45.79, "swin_tiny_patch4_window7_224_20220317-1cdeb081.pth"),
-        ("small", 7, "in1k", 224, "upernet_swin_small_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210526_192015-ee2fff1c.pth", 47.72, 49.24, "swin_small_patch4_window7_224_20220317-7ba6d6dd.pth"),
-        ("base", 7, "in1k", 224, "upernet_swin_base_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210526_192340-593b0e13.pth", 47.99, 49.57, "swin_base_patch4_window7_224_20220317-e9b98025.pth"),
-        ("base", 7, "in22k", 224, "upernet_swin_base_patch4_window7_512x512_160k_ade20k_pretrain_224x224_22K_20210526_211650-762e2178.pth", 50.13, 51.9, "swin_base_patch4_window7_224_22k_20220317-4f79f7c0.pth"),
-        ("base", 12, "in1k", 384, "upernet_swin_base_patch4_window12_512x512_160k_ade20k_pretrain_384x384_1K_20210531_132020-05b22ea4.pth", 48.35, 49.65, "swin_base_patch4_window12_384_20220317-55b0104a.pth"),
-        ("base", 12, "in22k", 384, "upernet_swin_base_patch4_window12_512x512_160k_ade20k_pretrain_384x384_22K_20210531_125459-429057bf.pth", 50.76, 52.4, "swin_base_patch4_window12_384_22k_20220317-e5c09f74.pth"),
-        ("large", 7, "in22k", 224, None, None, None, "swin_large_patch4_window7_224_22k_20220412-aeecf2aa.pth"),
-        ("large", 12, "in22k", 384, None, None, None, "swin_large_patch4_window12_384_22k_20220412-6580f57d.pth"),
+        ("tiny", 7, "in1k", 224, "upernet_swin_tiny_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210531_112542-e380ad3e.pth", 44.41, 45.79),
+        ("small", 7, "in1k", 224, "upernet_swin_small_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210526_192015-ee2fff1c.pth", 47.72, 49.24),
+        ("base", 7, "in1k", 224, "upernet_swin_base_patch4_window7_512x512_160k_ade20k_pretrain_224x224_1K_20210526_192340-593b0e13.pth", 47.99, 49.57),
+        ("base", 7, "in22k", 224, "upernet_swin_base_patch4_window7_512x512_160k_ade20k_pretrain_224x224_22K_20210526_211650-762e2178.pth", 50.13, 51.9),
+        ("base", 12, "in1k", 384, "upernet_swin_base_patch4_window12_512x512_160k_ade20k_pretrain_384x384_1K_20210531_132020-05b22ea4.pth", 48.35, 49.65),
+        ("base", 12, "in22k", 384, "upernet_swin_base_patch4_window12_512x512_160k_ade20k_pretrain_384x384_22K_20210531_125459-429057bf.pth", 50.76, 52.4),
+        ("large", 7, "in22k", 224, None, None, None),
+        ("large", 12, "in22k", 384, None, None, None),
     ]
-    for size, window, pretrain, img, weights, miou, miou_ms, backbone_weights in releases:
+    for size, window, pretrain, img, weights, miou, miou_ms in releases:
         pre = f"{pretrain}-{img}x{img}-pre" if img != 224 else f"{pretrain}-pre"
         name = f"swin-{size}-patch4-window{window}-{pre}_upernet_8xb2-160k_ade20k-512x512"
         config = full_config(
@@ -175,7 +176,6 @@ def _register_segmentors() -> None:
                     crop_size=512,
                     mIoU=miou,
                     mIoU_ms_flip=miou_ms,
-                    backbone_pretrained=f"{MMSEG_ZOO}/pretrain/swin/{backbone_weights}",
                 ),
             )
         )

@@ -60,7 +60,6 @@ def test_zoo_urls_carry_their_hash():
         if spec.url is not None:
             assert spec.url.endswith(f"-{spec.sha256}.pth") and len(spec.sha256) == 8
             assert spec.url.startswith("https://download.openmmlab.com/mmsegmentation/v0.5/swin/")
-        assert spec.meta["backbone_pretrained"].startswith("https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/")
 
 
 def test_config_overrides_merge_and_in_channels_follow_the_backbone():

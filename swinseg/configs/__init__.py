@@ -1,0 +1,139 @@
+"""Training configs: YAML files named as MMSegmentation's, resolved through ``_base_`` files and
+``key=value`` overrides into plain nested dicts.
+
+``load_config("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512")`` or
+``load_config("my.yaml", ["train.amp=bf16", "data.batch_size=4"])``. Every key must exist in the
+base file (``_base_/upernet-swin_ade20k-160k.yaml``); an unknown one is an error naming it and
+the closest valid key. ``model`` names a registered segmentor; its other keys override that
+model's config, and the resolved config spells the whole model config out.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..models.zoo import get_spec, merge_config
+
+__all__ = ["CONFIG_DIR", "list_configs", "find_config", "load_config", "parse_overrides", "dump_config"]
+
+CONFIG_DIR = Path(__file__).parent
+BASE = CONFIG_DIR / "_base_" / "upernet-swin_ade20k-160k.yaml"
+
+
+def list_configs() -> list[str]:
+    """Names of the shipped configs."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config file: an existing path, or the name of a shipped config (with or without .yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{Path(str(name_or_path)).name.removesuffix('.yaml')}.yaml"
+    if shipped.is_file():
+        return shipped
+    from difflib import get_close_matches
+
+    close = get_close_matches(str(name_or_path), list_configs(), n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; see swinseg config --list"
+    raise FileNotFoundError(f"config {name_or_path} is neither a file nor a shipped config{hint}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's keys merged over its ``_base_`` chain, checked against the base schema."""
+    data = _read_yaml(path)
+    base_name = data.pop("_base_", None)
+    if base_name is None:
+        return data
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen:
+        raise ValueError(f"{path}: _base_ {base_name} includes itself")
+    if not base_path.is_file():
+        raise FileNotFoundError(f"{path}: _base_ file {base_path} does not exist")
+    return _merge_checked(_with_bases(base_path, (*seen, base_path)), data, path)
+
+
+def _merge_checked(base: dict[str, Any], data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``data`` over ``base``: keys checked against ``base``, except the model's (checked on resolution)."""
+    data = dict(data)
+    model = _deep_update(base.get("model") or {}, data.pop("model", None) or {})
+    try:
+        merged = merge_config(base, data)
+    except KeyError as e:
+        raise KeyError(f"{path}: {e.args[0]}") from None
+    merged["model"] = model
+    return merged
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. train.amp=bf16)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"override {item!r}: cannot parse the value: {e}") from None
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r} conflicts with another override of {part!r}")
+        node[leaf] = value
+    return out
+
+
+def _resolve_model(model: dict[str, Any]) -> dict[str, Any]:
+    """``{name, **overrides}`` -> ``{name, **full model config}``."""
+    model = dict(model)
+    name = model.pop("name", None)
+    if not name:
+        raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
+    spec = get_spec(name)
+    try:
+        return {"name": name, **merge_config(spec.config, model, "model.")}
+    except KeyError as e:
+        raise KeyError(e.args[0]) from None
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved config: base file, config file, then ``overrides`` (``key=value`` strings or a dict)."""
+    path = find_config(name_or_path)
+    config = _with_bases(path)
+    if "_base_" not in _read_yaml(path):
+        config = _merge_checked(_with_bases(BASE), config, path)
+    extra = copy.deepcopy(overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+    model = _deep_update(config.pop("model", None) or {}, extra.pop("model", None) or {})
+    config = merge_config(config, extra)
+    return {"model": _resolve_model(model), **config, "source": str(path)}
+
+
+def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into a copy of ``base``, nested dicts merged, keys unchecked."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    """The config as YAML text."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=120)

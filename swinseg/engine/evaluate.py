@@ -1,0 +1,54 @@
+"""Evaluation as MMSegmentation's test loop: each image through the test pipeline (keep-ratio
+resize, inference, resize back to the original size), its labels at the original size, IoU
+counts summed over images and over processes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import torch
+from tqdm import tqdm
+
+from ..data.dataset import SegDataset
+from ..data.loader import shard
+from ..models.segmentor import EncoderDecoder
+from ..visualize import side_by_side
+from .distributed import get_rank, get_world_size
+from .metrics import IoUMetric
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    model: EncoderDecoder,
+    dataset: SegDataset,
+    mode: str | None = None,
+    tta: bool = False,
+    show_dir: str | Path | None = None,
+    progress: bool = True,
+) -> IoUMetric:
+    """IoU counts of ``model`` on ``dataset`` (this process's shard, then summed over all).
+
+    ``show_dir`` receives ``<name>.jpg`` per image: prediction and ground truth side by side.
+    """
+    if model.num_classes != dataset.num_classes:
+        raise ValueError(f"the model predicts {model.num_classes} classes but the dataset has {dataset.num_classes}")
+    metric = IoUMetric(dataset.num_classes, dataset.ignore_index, class_names=dataset.classes)
+    indices = shard(len(dataset), get_rank(), get_world_size())
+    if show_dir is not None:
+        show_dir = Path(show_dir)
+        show_dir.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(indices, desc="test", unit="img", disable=not (progress and get_rank() == 0 and sys.stderr.isatty()))
+    for i in bar:
+        image, label = dataset[i]
+        prediction = model.predict(image, mode=mode, tta=tta)[0]
+        metric.update(prediction, torch.from_numpy(label.astype("int64")))
+        if show_dir is not None:
+            vis = side_by_side(image, prediction.numpy(), label, dataset.classes, dataset.palette)
+            name = dataset.samples[i][0].relative_to(dataset.img_dir).with_suffix(".jpg")
+            (show_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(show_dir / name), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
+    metric.all_reduce()
+    return metric

@@ -1,0 +1,114 @@
+"""Training logs: a console progress bar with MMEngine-style lines every ``interval`` iterations,
+``scalars.jsonl`` (one JSON object per log, as MMEngine's ``vis_data/scalars.json``) and
+TensorBoard event files under ``tensorboard/``."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import resource
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+__all__ = ["TrainLogger", "peak_memory_mb", "read_scalars"]
+
+
+def peak_memory_mb(device: torch.device) -> int:
+    """Peak memory so far in MB: allocated CUDA memory on GPUs, the process's peak RSS on CPUs."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device) / 2**20)
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def read_scalars(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``scalars.jsonl`` file (a partly written last line is skipped)."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class TrainLogger:
+    """Collects per-iteration values and writes their means over each window of ``interval``
+    iterations. Only the process that is ``enabled`` (rank 0) writes anything."""
+
+    def __init__(self, work_dir: Path, max_iters: int, start_iter: int, interval: int, enabled: bool = True) -> None:
+        self.work_dir, self.max_iters, self.interval, self.enabled = work_dir, max_iters, interval, enabled
+        self.window: dict[str, list[float]] = defaultdict(list)
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        self.scalars = work_dir / "scalars.jsonl"
+        if self.scalars.is_file():  # a resumed run replaces what came after its checkpoint
+            kept = [r for r in read_scalars(self.scalars) if r.get("iter", 0) <= start_iter]
+            self.scalars.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start_iter + 1)
+        except ImportError:
+            warnings.warn("tensorboard is not installed (pip install 'swinseg[train]'): logging to the console and scalars.jsonl only", stacklevel=2)
+        self.bar = tqdm(total=max_iters, initial=start_iter, desc="train", unit="it", dynamic_ncols=True, disable=not sys.stderr.isatty())
+        self.started = time.perf_counter()
+        self.start_iter = start_iter
+
+    def update(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.window[key].append(float(value))
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def log(self, iteration: int, device: torch.device) -> None:
+        """Write the window's means for ``iteration`` (1-based count of finished iterations)."""
+        if not self.enabled:
+            self.window.clear()
+            return
+        lr = self.window.pop("lr")[-1]
+        means: dict[str, Any] = {k: sum(v) / len(v) for k, v in self.window.items()}
+        self.window.clear()
+        means["memory"] = peak_memory_mb(device)
+        eta = (time.perf_counter() - self.started) / max(iteration - self.start_iter, 1) * (self.max_iters - iteration)
+        parts = [f"lr: {lr:.4e}", f"eta: {datetime.timedelta(seconds=int(eta))}"]
+        parts += [f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in means.items()]
+        self._write(f"Iter(train) [{iteration:>{len(str(self.max_iters))}}/{self.max_iters}]  " + "  ".join(parts))
+        self._record({"mode": "train", "iter": iteration, "lr": lr, **means})
+
+    def log_val(self, iteration: int, metrics: dict[str, Any], table: str) -> None:
+        if not self.enabled:
+            return
+        summary = {k: v for k, v in metrics.items() if k != "per_class"}
+        self._write(f"Iter(val) [{iteration}]\n{table}")
+        self._record({"mode": "val", "iter": iteration, **summary})
+
+    def _write(self, line: str) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        with open(self.scalars, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            prefix = record["mode"]
+            for key, value in record.items():
+                if key not in ("mode", "iter") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, record["iter"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()

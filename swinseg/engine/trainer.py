@@ -1,0 +1,239 @@
+"""Iteration-based training of a segmentor from a resolved config (:func:`swinseg.configs.load_config`),
+in one process or many (``torchrun``): the Swin configs' recipe, checkpoints that resume
+exactly, periodic validation, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from ..checkpoint import load_checkpoint
+from ..checkpoint.loading import NATIVE_FORMAT
+from ..configs import dump_config
+from ..data.dataset import TrainPipeline, build_dataset
+from ..data.loader import TrainSet, build_train_loader
+from ..models.factory import create_model
+from ..models.segmentor import EncoderDecoder
+from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
+from .distributed import get_rank, get_world_size, init_distributed, sync_batchnorm
+from .evaluate import evaluate
+from .logger import TrainLogger
+from .optim import WarmupPolyLR, build_optimizer
+
+__all__ = ["Trainer", "build_segmentor", "AMP_DTYPES"]
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_segmentor(config: dict[str, Any]) -> EncoderDecoder:
+    """The config's model (registered name + overrides), randomly initialized."""
+    model_cfg = dict(config["model"])
+    return create_model(model_cfg.pop("name"), **model_cfg)
+
+
+class Trainer:
+    """Everything a run needs, built from ``config``; :meth:`train` runs it.
+
+    ``resume``: None (start fresh), ``"auto"`` (the newest checkpoint in ``work_dir``, if any)
+    or a checkpoint path. Under ``torchrun`` each process trains ``data.batch_size`` images per
+    step on its own device, with DistributedDataParallel and synchronized BatchNorm.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        work_dir: str | Path,
+        resume: str | Path | None = None,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.work_dir = Path(work_dir)
+        self.device = init_distributed(device)
+        self.rank, self.world_size = get_rank(), get_world_size()
+        self.progress = progress
+        train_cfg, data_cfg = config["train"], config["data"]
+        if train_cfg["amp"] not in (None, *AMP_DTYPES):
+            raise ValueError(f"train.amp must be null, 'bf16' or 'fp16', got {train_cfg['amp']!r}")
+        if train_cfg["accumulate"] < 1 or data_cfg["batch_size"] < 1:
+            raise ValueError("train.accumulate and data.batch_size must be at least 1")
+        self._seed(train_cfg["seed"])
+
+        self.model = build_segmentor(config)
+        self.train_set = build_dataset(data_cfg, "train", self.model.num_classes, self.model.ignore_index)
+        self.val_set = build_dataset(data_cfg, "val", self.model.num_classes, self.model.ignore_index)
+        self.model.dataset_meta = self.train_set.dataset_meta
+        self.schedule = WarmupPolyLR(**config["schedule"])
+        self.iteration = 0
+        resume_path = self._resume_path(resume)
+        if config["pretrained"] and resume_path is None:
+            report = load_checkpoint(self.model, config["pretrained"])
+            self._print(f"initialized from {config['pretrained']}: {report}")
+        self.model = sync_batchnorm(self.model, self.device).to(self.device)
+        self.optimizer = build_optimizer(self.model, **config["optimizer"])
+        self.amp = AMP_DTYPES.get(train_cfg["amp"])
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp is torch.float16)
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+            if self.world_size > 1
+            else None
+        )
+        if resume_path is not None:
+            self._load(resume_path)
+        self.best = BestKeeper(self.work_dir, train_cfg["save_best"])
+        pipeline = TrainPipeline(
+            **data_cfg["pipeline"],
+            mean=self.model.data_preprocessor["mean"],
+            std=self.model.data_preprocessor["std"],
+            ignore_index=self.model.ignore_index,
+        )
+        pre = self.model.data_preprocessor
+        self.batches = build_train_loader(
+            TrainSet(self.train_set, pipeline, train_cfg["seed"]),
+            data_cfg["batch_size"],
+            pre["size"],
+            pre["pad_val"],
+            pre["seg_pad_val"],
+            data_cfg["num_workers"],
+            self.rank,
+            self.world_size,
+            start=self.iteration * train_cfg["accumulate"] * data_cfg["batch_size"],
+        )
+
+    # --- set-up ----------------------------------------------------------------------------
+    def _seed(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _print(self, text: str) -> None:
+        if self.rank == 0:
+            print(text, flush=True)
+
+    def _resume_path(self, resume: str | Path | None) -> Path | None:
+        if resume is None:
+            return None
+        if str(resume) == "auto":
+            path = latest_checkpoint(self.work_dir)
+            if path is None:
+                self._print(f"no checkpoint in {self.work_dir} to resume from: starting from scratch")
+            return path
+        path = Path(resume)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint to resume from {path} does not exist")
+        return path
+
+    def _load(self, path: Path) -> None:
+        state = load_state(path)
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.iteration = int(state["iteration"])
+        self._print(f"resumed from {path} at iteration {self.iteration}")
+
+    def _state(self, full: bool = True) -> dict[str, Any]:
+        meta = {"format": NATIVE_FORMAT, "config": self.model.config, "dataset_meta": self.model.dataset_meta, "iteration": self.iteration}
+        state: dict[str, Any] = {"state_dict": self.model.state_dict(), "meta": meta}
+        if full:
+            state |= {
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "rng": rng_state(),
+                "iteration": self.iteration,
+            }
+        return state
+
+    # --- one optimizer step ----------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        """Forward, backward and update over ``train.accumulate`` batches; the losses (averaged
+        over the micro-batches), accuracies and learning rate of the step. Gradients stay in the
+        parameters until the next step."""
+        accumulate = self.config["train"]["accumulate"]
+        lr = self.schedule.apply(self.optimizer, self.iteration)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        net = self.ddp or self.model
+        for micro in range(accumulate):
+            inputs, labels = (t.to(self.device, non_blocking=True) for t in next(self.batches))
+            sync = contextlib.nullcontext() if self.ddp is None or micro == accumulate - 1 else self.ddp.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    losses = net(inputs, labels)
+                loss = sum(v for k, v in losses.items() if "loss" in k)
+                if not torch.isfinite(loss) and not self.scaler.is_enabled():
+                    raise FloatingPointError(
+                        f"loss is {loss.item()} at iteration {self.iteration + 1}: stopping "
+                        f"(the last checkpoint, {latest_checkpoint(self.work_dir) or 'none'}, is intact)"
+                    )
+                self.scaler.scale(loss / accumulate).backward()
+            for key, value in {"loss": loss.detach(), **losses}.items():
+                totals[key] = totals.get(key, 0.0) + value.item() / accumulate
+        clip = self.config["train"]["clip_grad"]
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.iteration += 1
+        return {"lr": lr, **totals}
+
+    # --- the run -----------------------------------------------------------------------------
+    def validate(self) -> dict[str, Any]:
+        test = self.config["test"]
+        metric = evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
+        return {**metric.compute(), "table": metric.table()}
+
+    def train(self) -> dict[str, Any] | None:
+        """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran)."""
+        cfg = self.config["train"]
+        max_iters = self.schedule.max_iters
+        if self.rank == 0:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            (self.work_dir / "config.yaml").write_text(dump_config(self.config))
+        logger = TrainLogger(self.work_dir, max_iters, self.iteration, cfg["log_interval"], enabled=self.rank == 0 and self.progress)
+        global_batch = self.config["data"]["batch_size"] * self.world_size * cfg["accumulate"]
+        self._print(
+            f"training {self.config['model']['name']} on {len(self.train_set)} images for {max_iters} iterations "
+            f"({self.world_size} process(es) x {self.config['data']['batch_size']} x {cfg['accumulate']} accumulation = "
+            f"global batch {global_batch}) on {self.device}; work dir {self.work_dir}"
+        )
+        last_metrics = None
+        try:
+            while self.iteration < max_iters:
+                start = time.perf_counter()
+                values = self.train_step()
+                values["time"] = time.perf_counter() - start
+                logger.update(values)
+                it = self.iteration
+                if it % cfg["log_interval"] == 0 or it == max_iters:
+                    logger.log(it, self.device)
+                if (cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters:
+                    self._checkpoint(it, cfg["max_keep_ckpts"])
+                if (cfg["val_interval"] and it % cfg["val_interval"] == 0) or it == max_iters:
+                    last_metrics = self.validate()
+                    logger.log_val(it, last_metrics, last_metrics["table"])
+                    if self.rank == 0:
+                        self.best.update(it, last_metrics, self._state(full=False))
+        finally:
+            logger.close()
+        return last_metrics
+
+    def _checkpoint(self, iteration: int, keep: int) -> None:
+        state = self._state()
+        if self.rank == 0:
+            save_state(self.work_dir, iteration, state)
+            prune(self.work_dir, keep)
+        if self.world_size > 1:
+            dist.barrier()
+

@@ -1,0 +1,1 @@
+"""Tools around training: the synthetic demo dataset, dataset checks, training curves."""
