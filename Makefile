@@ -12,7 +12,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 setup: $(PY)
-	$(PIP) -e .
+	$(PIP) -e '.[train]'
 
 setup-test: $(PY)
 	$(PIP) -e '.[test]'

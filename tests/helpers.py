@@ -28,3 +28,33 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     assert a.shape == b.shape, (a.shape, b.shape)
     return (a - b).abs().max().item()
+
+
+DEMO_CONFIG = "swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128"
+# The demo config shrunk to a very small model, 32x32 crops and 6 iterations.
+TINY_OVERRIDES = [
+    "model.backbone.embed_dims=16",
+    "model.backbone.depths=[1, 1, 1, 1]",
+    "model.backbone.num_heads=[1, 1, 2, 2]",
+    "model.decode_head.channels=16",
+    "model.auxiliary_head.channels=8",
+    "model.data_preprocessor.size=[32, 32]",
+    "model.test_pipeline.scale=[128, 48]",
+    "data.pipeline.crop_size=[32, 32]",
+    "data.pipeline.scale=[128, 48]",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "schedule.max_iters=6",
+    "schedule.warmup_iters=2",
+    "train.log_interval=2",
+    "train.val_interval=0",
+    "train.checkpoint_interval=3",
+]
+
+
+def tiny_train_config(root, *overrides: str) -> dict:
+    """:data:`TINY_OVERRIDES` of the demo config on ``root`` (a dataset written by
+    ``swinseg.tools.synthetic.write_dataset``), then ``overrides``."""
+    from swinseg.configs import load_config
+
+    return load_config(DEMO_CONFIG, [f"data.root={root}", *TINY_OVERRIDES, *overrides])

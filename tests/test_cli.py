@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -71,11 +72,43 @@ def test_classification_input_follows_official_sizes():
     assert white[:110].sum() == 0 and white[116:].min() == 1
 
 
-def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--work-dir", str(tmp_path), "--repeat", "1"]) == 0
+def test_demo_quick_runs_the_whole_loop(tmp_path, capsys):
+    assert main(["demo", "--work-dir", str(tmp_path), "--quick"]) == 0
     out = capsys.readouterr().out
-    assert "28,288,354 parameters" in out and "median" in out
-    assert (tmp_path / "swin_tiny_demo.safetensors").exists()
+    assert "wrote a synthetic dataset (24 training, 6 validation images" in out
+    for name in ("sky", "ground", "checker polygon", "mIoU"):
+        assert name in out
+    assert len(list((tmp_path / "overlays").glob("*.jpg"))) == 6
+    assert (tmp_path / "train" / "iter_24.pth").is_file() and (tmp_path / "train" / "curves.png").is_file()
+    assert len(list((tmp_path / "data/synthetic/annotations/training").glob("*.png"))) == 24
+
+
+def test_train_test_check_data_config_and_plot(tmp_path, capsys):
+    from swinseg.tools.synthetic import write_dataset
+    from tests.helpers import DEMO_CONFIG, TINY_OVERRIDES
+
+    root = write_dataset(tmp_path / "data", train=6, val=3, size=(48, 64))
+    overrides = [f"data.root={root}", *TINY_OVERRIDES]
+    work = tmp_path / "work"
+    assert main(["train", DEMO_CONFIG, "--work-dir", str(work), "--set", *overrides]) == 0
+    assert "Iter(train) [6/6]" in capsys.readouterr().out
+    assert main(["test", DEMO_CONFIG, str(work / "iter_6.pth"), "--set", *overrides, "--show-dir", str(tmp_path / "show"),
+                 "--out", str(tmp_path / "metrics.json"), "--mode", "slide", "--crop", "32", "--stride", "21"]) == 0
+    out = capsys.readouterr().out
+    assert "aAcc" in out and "striped triangle" in out and "(slide)" in out
+    assert len(list((tmp_path / "show").glob("*.jpg"))) == 3 and "mIoU" in (tmp_path / "metrics.json").read_text()
+    assert main(["plot", str(work)]) == 0 and (work / "curves.png").stat().st_size > 0
+    assert main(["check-data", DEMO_CONFIG, "--set", f"data.root={root}"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    bad = root / "annotations/training/synthetic_training_00001.png"
+    cv2.imwrite(str(bad), np.full(cv2.imread(str(bad)).shape[:2], 9, np.uint8))
+    assert main(["check-data", DEMO_CONFIG, "--set", f"data.root={root}"]) == 1
+    captured = capsys.readouterr()
+    assert "synthetic_training_00001.png has values 9 outside 0..7" in captured.out and "1 problem(s)" in captured.err
+    assert main(["config", "--list"]) == 0 and DEMO_CONFIG in capsys.readouterr().out
+    assert main(["config", DEMO_CONFIG, "--set", "train.amp=bf16"]) == 0 and "amp: bf16" in capsys.readouterr().out
+    assert main(["config", DEMO_CONFIG, "--set", "train.amq=bf16"]) == 1
+    assert "did you mean 'amp'" in capsys.readouterr().err
 
 
 SEG = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"

@@ -91,6 +91,11 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ValueError(f"override {item!r}: cannot parse the value: {e}") from None
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         *parents, leaf = key.split(".")
         node = out
         for part in parents:
@@ -109,9 +114,18 @@ def _resolve_model(model: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
     spec = get_spec(name)
     try:
-        return {"name": name, **merge_config(spec.config, model, "model.")}
+        return _plain({"name": name, **merge_config(spec.config, model, "model.")})
     except KeyError as e:
         raise KeyError(e.args[0]) from None
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively, so a config equals itself after a YAML round trip."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> dict[str, Any]:

@@ -201,7 +201,7 @@ class Trainer:
         if self.rank == 0:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             (self.work_dir / "config.yaml").write_text(dump_config(self.config))
-        logger = TrainLogger(self.work_dir, max_iters, self.iteration, cfg["log_interval"], enabled=self.rank == 0 and self.progress)
+        logger = TrainLogger(self.work_dir, max_iters, self.iteration, cfg["log_interval"], self.rank == 0, self.progress)
         global_batch = self.config["data"]["batch_size"] * self.world_size * cfg["accumulate"]
         self._print(
             f"training {self.config['model']['name']} on {len(self.train_set)} images for {max_iters} iterations "

@@ -1,8 +1,8 @@
-"""SyncBatchNorm only where it can and should run."""
+"""Synchronized BatchNorm where several processes train (the two-process run is test_ddp.py)."""
 
 from __future__ import annotations
 
-import pytest
+import torch
 from torch import nn
 
 import swinseg
@@ -25,6 +25,16 @@ def test_several_gpu_processes_get_syncbatchnorm(monkeypatch):
     monkeypatch.setattr(distributed, "get_world_size", lambda: 8)
     model = distributed.sync_batchnorm(swinseg.create_model(NAME, **SMALL), "cuda:0")
     assert _kinds(model) == {nn.SyncBatchNorm}
-    with pytest.warns(UserWarning, match="SyncBatchNorm needs GPUs"):
-        cpu = distributed.sync_batchnorm(swinseg.create_model(NAME, **SMALL), "cpu")
-    assert _kinds(cpu) == {nn.BatchNorm2d}
+    model = swinseg.create_model(NAME, **SMALL)
+    before = model.state_dict()
+    cpu = distributed.sync_batchnorm(model, "cpu")
+    assert _kinds(cpu) == {distributed.CPUSyncBatchNorm}
+    after = cpu.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_cpu_syncbatchnorm_in_one_process_is_batchnorm():
+    torch.manual_seed(0)
+    bn, sync = nn.BatchNorm2d(3), distributed.CPUSyncBatchNorm(3)
+    x = torch.randn(2, 3, 5, 4)
+    assert torch.equal(bn(x), sync(x)) and torch.equal(bn.running_var, sync.running_var)

@@ -1,0 +1,116 @@
+"""Training runs on CPU: exact resume, checkpoints, logs, accumulation, mixed precision."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from swinseg.checkpoint import load_checkpoint
+from swinseg.checkpoint.io import write_file
+from swinseg.engine.checkpoints import latest_checkpoint, load_state
+from swinseg.engine.trainer import Trainer, build_segmentor
+from swinseg.tools.synthetic import write_dataset
+from tests.helpers import tiny_train_config
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data") / "synthetic", train=8, val=3, size=(48, 64))
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resumed_run_equals_straight_run(dataset, tmp_path, monkeypatch):
+    config = tiny_train_config(dataset, "model.backbone.drop_path_rate=0.2")
+    straight = Trainer(config, tmp_path / "straight", progress=False)
+    straight.train()
+
+    original = Trainer._checkpoint
+
+    def killed_after_first_checkpoint(self, iteration, keep):
+        original(self, iteration, keep)
+        if iteration == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_checkpoint", killed_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, tmp_path / "resumed", progress=False).train()
+    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    assert latest_checkpoint(tmp_path / "resumed").name == "iter_3.pth"
+    resumed = Trainer(config, tmp_path / "resumed", resume="auto", progress=False)
+    assert resumed.iteration == 3
+    resumed.train()
+
+    a, b = _weights(straight.model), _weights(resumed.model)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.optimizer.state_dict()["state"][0]["step"] == resumed.optimizer.state_dict()["state"][0]["step"] == 6
+    # the resumed log holds each iteration once
+    iters = [r["iter"] for r in map(json.loads, (tmp_path / "resumed/scalars.jsonl").read_text().splitlines()) if r["mode"] == "train"]
+    assert iters == [2, 4, 6]
+
+
+def test_checkpoints_logs_and_best(dataset, tmp_path):
+    config = tiny_train_config(dataset, "schedule.max_iters=8", "train.checkpoint_interval=2", "train.max_keep_ckpts=2",
+                               "train.val_interval=4")
+    trainer = Trainer(config, tmp_path, progress=True)
+    metrics = trainer.train()
+    assert sorted(p.name for p in tmp_path.glob("iter_*.pth")) == ["iter_6.pth", "iter_8.pth"]
+    assert latest_checkpoint(tmp_path).name == "iter_8.pth"
+    assert not list(tmp_path.glob(".*.tmp"))
+    state = load_state(tmp_path / "iter_8.pth")
+    assert state["iteration"] == 8 and state["meta"]["dataset_meta"]["classes"][0] == "sky"
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["metric"] == "mIoU" and (tmp_path / best["file"]).is_file() and len(list(tmp_path.glob("best_*.pth"))) == 1
+
+    records = [json.loads(line) for line in (tmp_path / "scalars.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["mode"] == "train"]
+    assert [r["iter"] for r in train] == [2, 4, 6, 8]
+    assert {"loss", "decode.loss_ce", "aux.loss_ce", "decode.acc_seg", "aux.acc_seg", "lr", "time", "memory"} <= train[0].keys()
+    assert train[-1]["lr"] == pytest.approx(config["optimizer"]["lr"] * (1 - 5 / 5))  # iteration 7 of 8: the last, at eta_min
+    val = [r for r in records if r["mode"] == "val"]
+    assert [r["iter"] for r in val] == [4, 8] and val[-1]["mIoU"] == metrics["mIoU"]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "config.yaml").is_file()
+
+    # a training checkpoint loads as a model (swinseg test / predict)
+    model = build_segmentor(config)
+    report = load_checkpoint(model, tmp_path / "iter_8.pth")
+    assert report.format == "native" and torch.equal(model.state_dict()["decode_head.conv_seg.weight"], trainer.model.decode_head.conv_seg.weight)
+
+
+def test_accumulation_sees_the_samples_of_a_larger_batch(dataset, tmp_path, monkeypatch):
+    # BatchNorm statistics differ between 2 x 1 and 1 x 2 images, so compare with BN in eval mode
+    big = Trainer(tiny_train_config(dataset, "data.batch_size=2"), tmp_path / "a", progress=False)
+    acc = Trainer(tiny_train_config(dataset, "data.batch_size=1", "train.accumulate=2"), tmp_path / "b", progress=False)
+    acc.model.load_state_dict(big.model.state_dict())
+    for t in (big, acc):
+        monkeypatch.setattr(t.model, "train", lambda mode=True, m=t.model: torch.nn.Module.train(m, False))
+    v_big, v_acc = big.train_step(), acc.train_step()
+    assert v_big["loss"] == pytest.approx(v_acc["loss"], rel=1e-5)
+    for (n, p), q in zip(big.model.named_parameters(), acc.model.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), n
+
+
+def test_bf16_and_fp16_steps_run_and_nan_stops(dataset, tmp_path, monkeypatch):
+    for amp in ("bf16", "fp16"):
+        t = Trainer(tiny_train_config(dataset, f"train.amp={amp}"), tmp_path / amp, progress=False)
+        values = t.train_step()
+        assert torch.isfinite(torch.tensor(values["loss"]))
+        assert t.scaler.is_enabled() == (amp == "fp16")
+    t = Trainer(tiny_train_config(dataset), tmp_path / "nan", progress=False)
+    monkeypatch.setattr(t.model, "loss", lambda x, y: {"decode.loss_ce": torch.tensor(float("nan"), requires_grad=True)})
+    with pytest.raises(FloatingPointError, match="loss is nan at iteration 1"):
+        t.train_step()
+    with pytest.raises(ValueError, match="train.amp must be"):
+        Trainer(tiny_train_config(dataset, "train.amp=fp8"), tmp_path / "x", progress=False)
+
+
+def test_resume_refuses_a_weights_only_file(dataset, tmp_path):
+    trainer = Trainer(tiny_train_config(dataset), tmp_path, progress=False)
+    path = write_file(trainer._state(full=False), tmp_path / "weights.pth")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        Trainer(tiny_train_config(dataset), tmp_path, resume=path, progress=False)
