@@ -31,27 +31,18 @@ def _top_classes(logits: torch.Tensor, k: int) -> list[tuple[str, float]]:
     return [(names[i] if names else f"class {i}", p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
 
-def _classify(model: torch.nn.Module, images: Sequence[Path], size: int, topk: int, device: str) -> list[float]:
+def cmd_classify(args: argparse.Namespace) -> None:
     from .data import classification_input, read_image
 
-    times = []
-    for path in images:
-        x = classification_input(read_image(path), size).unsqueeze(0).to(device)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            logits = model(x)[0]
-        times.append(time.perf_counter() - start)
-        if topk:
-            print(f"{path}:")
-            for name, p in _top_classes(logits, topk):
-                print(f"  {p:7.2%}  {name}")
-    return times
-
-
-def cmd_classify(args: argparse.Namespace) -> None:
     model = _load_classifier(args.model, args.checkpoint).to(args.device)
     size = args.size or model.config.get("pretrain_img_size", 224)
-    _classify(model, args.images, size, args.topk, args.device)
+    for path in args.images:
+        x = classification_input(read_image(path), size).unsqueeze(0).to(args.device)
+        with torch.inference_mode():
+            logits = model(x)[0]
+        print(f"{path}:")
+        for name, p in _top_classes(logits, args.topk):
+            print(f"  {p:7.2%}  {name}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -106,14 +97,15 @@ def cmd_test(args: argparse.Namespace) -> None:
     from .checkpoint import load_checkpoint
     from .configs import load_config
     from .data.dataset import build_dataset
-    from .engine.distributed import get_rank, init_distributed
+    from .engine.distributed import get_rank, init_distributed, rank_zero_first
     from .engine.evaluate import evaluate
     from .engine.trainer import build_segmentor
 
     config = load_config(args.config, args.set)
     device = init_distributed(args.device)
     model = build_segmentor(config)
-    report = load_checkpoint(model, args.checkpoint)
+    with rank_zero_first():
+        report = load_checkpoint(model, args.checkpoint)
     model.to(device).eval()
     if args.mode:
         model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])

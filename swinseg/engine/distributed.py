@@ -3,14 +3,16 @@ SyncBatchNorm (PyTorch's on GPUs, an all-reduce one on CPUs)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
+import torch.distributed._functional_collectives as funcol
 from torch import Tensor, nn
 
-__all__ = ["init_distributed", "get_rank", "get_world_size", "CPUSyncBatchNorm", "sync_batchnorm"]
+__all__ = ["init_distributed", "get_rank", "get_world_size", "rank_zero_first", "CPUSyncBatchNorm", "sync_batchnorm"]
 
 
 def init_distributed(device: str | None = None) -> torch.device:
@@ -36,30 +38,44 @@ def get_world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+@contextlib.contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Run the block on rank 0 before the other ranks (e.g. one download fills the cache for all)."""
+    if get_world_size() > 1 and get_rank() != 0:
+        dist.barrier()
+    yield
+    if get_world_size() > 1 and get_rank() == 0:
+        dist.barrier()
+
+
 class CPUSyncBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics span every process of the group, for CPU runs
-    (PyTorch's SyncBatchNorm needs GPUs). Sums, sums of squares and counts are all-reduced with
-    a differentiable all-reduce, so gradients flow through the shared statistics as they do in
-    SyncBatchNorm."""
+    (PyTorch's SyncBatchNorm needs GPUs). The sums for the mean, then the squared deviations for
+    the variance, are all-reduced with a differentiable all-reduce, so gradients flow through the
+    shared statistics as they do in SyncBatchNorm."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or get_world_size() == 1:
             return super().forward(x)
-        count = x.new_full((1,), x.numel() / x.shape[1])
-        stats = dist_fn.all_reduce(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
-        channels = x.shape[1]
-        total = stats[-1]
-        mean = stats[:channels] / total
-        var = (stats[channels : 2 * channels] / total - mean * mean).clamp(min=0)
+        channels, shape = x.shape[1], (1, x.shape[1], 1, 1)
+        sums = _all_reduce(torch.cat([x.sum((0, 2, 3)), x.new_full((1,), x.numel() / channels)]))
+        total = sums[-1]
+        mean = sums[:channels] / total
+        centered = x - mean.view(shape)
+        var = _all_reduce(centered.square().sum((0, 2, 3))) / total  # two passes: no E[x^2] - E[x]^2 cancellation
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * (total / (total - 1)), alpha=m)
-        shape = (1, channels, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centered * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def _all_reduce(x: Tensor) -> Tensor:
+    """Differentiable sum over processes (the backward pass sums the gradients likewise)."""
+    return funcol.wait_tensor(funcol.all_reduce(x, "sum", dist.group.WORLD))
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device | str) -> nn.Module:

@@ -23,7 +23,7 @@ from ..data.loader import TrainSet, build_train_loader
 from ..models.factory import create_model
 from ..models.segmentor import EncoderDecoder
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
-from .distributed import get_rank, get_world_size, init_distributed, sync_batchnorm
+from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
 from .evaluate import evaluate
 from .logger import TrainLogger
 from .optim import WarmupPolyLR, build_optimizer
@@ -75,7 +75,8 @@ class Trainer:
         self.iteration = 0
         resume_path = self._resume_path(resume)
         if config["pretrained"] and resume_path is None:
-            report = load_checkpoint(self.model, config["pretrained"])
+            with rank_zero_first():
+                report = load_checkpoint(self.model, config["pretrained"])
             self._print(f"initialized from {config['pretrained']}: {report}")
         self.model = sync_batchnorm(self.model, self.device).to(self.device)
         self.optimizer = build_optimizer(self.model, **config["optimizer"])

@@ -15,10 +15,12 @@ __all__ = ["CLASSES", "PALETTE", "make_scene", "write_dataset"]
 
 CLASSES = ("sky", "ground", "disc", "brick box", "striped triangle", "dotted blob", "checker polygon")
 PALETTE = ((70, 130, 180), (152, 251, 152), (220, 20, 60), (180, 90, 40), (250, 170, 30), (120, 60, 220), (0, 160, 160))
+# the second colour of each object texture (rings, mortar, stripes, dots, squares)
+_SECOND = {3: (235, 235, 235), 4: (200, 200, 200), 5: (20, 40, 120), 6: (240, 230, 80), 7: (20, 20, 20)}
 _FILL = 2  # label values: 0 other, 1 sky, 2 ground, 3.. the objects
 
 
-def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int], spread: int = 50) -> np.ndarray:
+def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int], spread: int = 40) -> np.ndarray:
     return np.clip(np.array(rgb) + rng.integers(-spread, spread + 1, 3), 0, 255).astype(np.float32)
 
 
@@ -27,7 +29,7 @@ def _texture(kind: int, shape: tuple[int, int], rng: np.random.Generator) -> np.
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     base = _jitter(rng, PALETTE[kind - 1])
-    other = _jitter(rng, tuple(255 - c for c in PALETTE[kind - 1]), 60)
+    other = _jitter(rng, _SECOND.get(kind, (0, 0, 0)), 40)
     if kind == 1:  # sky: vertical gradient
         t = (yy / max(h - 1, 1))[..., None]
         return base * (1 - 0.5 * t) + 255 * 0.5 * t

@@ -114,3 +114,16 @@ def test_resume_refuses_a_weights_only_file(dataset, tmp_path):
     path = write_file(trainer._state(full=False), tmp_path / "weights.pth")
     with pytest.raises(ValueError, match="not a training checkpoint"):
         Trainer(tiny_train_config(dataset), tmp_path, resume=path, progress=False)
+
+
+def test_pretrained_backbone_is_downloaded_and_loaded(dataset, tmp_path, http_server, swinseg_home):
+    import swinseg
+
+    config = tiny_train_config(dataset)
+    backbone = swinseg.SwinTransformer(**{**config["model"]["backbone"], "drop_path_rate": 0.0})
+    torch.nn.init.normal_(backbone.patch_embed.proj.weight)
+    www, url = http_server
+    swinseg.save_checkpoint(backbone, www / "backbone.pth")
+    trainer = Trainer(tiny_train_config(dataset, f"pretrained={url}/backbone.pth"), tmp_path, progress=False)
+    assert torch.equal(trainer.model.backbone.patch_embed.proj.weight, backbone.patch_embed.proj.weight)
+    assert list((swinseg_home / "checkpoints").glob("backbone.pth"))
