@@ -66,11 +66,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     trainer.train()
     print(f"trained in {time.perf_counter() - start:.0f} s")
-    metric = evaluate(trainer.model, trainer.val_set, show_dir=work / "overlays")
-    print(metric.table())
-    result = metric.compute()
-    chance = 100.0 / trainer.model.num_classes
-    print(f"mIoU {result['mIoU']:.2f} (a uniform guess scores about {chance:.0f} IoU per class at best)")
+    result = evaluate(trainer.model, trainer.val_set, show_dir=work / "overlays").compute()
+    print(f"validation: mIoU {result['mIoU']:.2f}, aAcc {result['aAcc']:.2f} (per-class table above; "
+          f"chance is about {100 / trainer.model.num_classes:.0f}% pixel accuracy)")
     print(f"overlays (prediction | ground truth): {work / 'overlays'}")
     try:
         print(f"training curves: {plot_curves(work / 'train')}")
