@@ -140,6 +140,28 @@ def cmd_check_data(args: argparse.Namespace) -> None:
     print("no problems found")
 
 
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    from .tools import benchmark as bench
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bench.Settings.dtype = torch.bfloat16 if args.bf16 else None
+    bench.Settings.compile = args.compile
+    unknown = [c for c in args.cases if c not in bench.CASES]
+    if unknown:
+        raise ValueError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(bench.CASES)}")
+    peaks = {"fp32": bench.matmul_peak(device), "bf16": bench.matmul_peak(device, torch.bfloat16)}
+    env = bench.environment(device)
+    print(f"{env}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    results = bench.run_cases(args.cases, device, args.warmup, args.rounds, args.memory, ["--bf16"] if args.bf16 else [])
+    print(bench.format_table(results, peaks["bf16" if args.bf16 else "fp32"]))
+    if args.out:
+        settings = {"bf16": args.bf16, "compile": args.compile, "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
+        bench.write_json(args.out, results, device, peaks, settings)
+        print(f"wrote {args.out}")
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     from .tools.plot import plot_curves
 
@@ -305,6 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.root=/data/ade")
     p.add_argument("--workers", type=int, default=4, help="reading threads (default 4)")
     p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("benchmark", help="time swinseg against the installed peers (timm, HF, the seed package)")
+    p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
+                   help="cases to run (see swinseg/tools/benchmark.py CASES)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model (dynamic shapes)")
+    p.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls per implementation first (default 2)")
+    p.add_argument("--memory", action="store_true", help="also measure peak memory, each in a fresh process")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("plot", help="draw a work dir's loss, lr and mIoU curves to PNG")
     p.add_argument("work_dir", help="training work directory (with scalars.jsonl)")

@@ -1,0 +1,388 @@
+"""Side-by-side speed and memory of swinseg and the installed peers (timm, HF transformers, the
+seed's ``swin-transformer-pytorch``) on the same inputs, threads and device.
+
+Each case builds every available implementation with random weights, warms each up, then times
+them in interleaved rounds (one call of each per round), so that drifting clocks and caches hit
+all alike. FLOPs are counted once on ours with ``torch.utils.flop_counter`` (multiply-adds x 2)
+and set against the device's measured matrix-multiply peak. Peak memory is read in a fresh
+process per implementation (``--memory``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["CASES", "run_cases", "matmul_peak", "format_table"]
+
+TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
+UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
+
+
+@dataclass
+class Case:
+    """A workload: ``build(impl, device)`` returns a no-argument callable or None (impl missing)."""
+
+    images: int
+    build: Callable[[str, torch.device], Callable[[], Any] | None]
+    impls: tuple[str, ...]
+    megapixels: float = 0.0
+
+
+@dataclass
+class Result:
+    case: str
+    impl: str
+    times: list[float] = field(default_factory=list)
+    images: int = 1
+    megapixels: float = 0.0
+    flops: float = 0.0
+    peak_memory_mb: float | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+# --- implementations -----------------------------------------------------------------------
+def _ours_classifier(name: str) -> nn.Module:
+    from ..models.factory import create_model
+
+    return create_model(name)
+
+
+def _allow_broken_torchvision() -> None:
+    """A torchvision whose compiled ops cannot load (a CUDA build on a CPU-only machine) stops
+    timm's and transformers' imports at two operator schemas; define them so that they import
+    (their Swin models call neither)."""
+    try:
+        torch.ops.torchvision.nms  # noqa: B018
+    except (AttributeError, RuntimeError):
+        lib = torch.library.Library("torchvision", "DEF")
+        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _allow_broken_torchvision.lib = lib  # keep the registration alive
+
+
+def _import_timm() -> Any:
+    """timm, or None when it is not installed."""
+    _allow_broken_torchvision()
+    try:
+        import timm
+    except ImportError:
+        return None
+    return timm
+
+
+def _timm_classifier(name: str) -> nn.Module | None:
+    timm = _import_timm()
+    return timm.create_model(name, pretrained=False) if timm is not None else None
+
+
+def _hf_classifier(name: str) -> nn.Module | None:
+    _allow_broken_torchvision()
+    try:
+        from transformers import SwinConfig, SwinForImageClassification
+    except ImportError:
+        return None
+    from ..models.zoo import get_spec
+
+    c = get_spec(name).config
+    config = SwinConfig(image_size=c["pretrain_img_size"], embed_dim=c["embed_dims"], depths=c["depths"], num_heads=c["num_heads"],
+                        window_size=c["window_size"], num_labels=c["num_classes"], drop_path_rate=0.0)
+    return _LogitsOnly(SwinForImageClassification(config))
+
+
+def _seed_classifier(name: str) -> nn.Module | None:
+    try:
+        from swin_transformer_pytorch import SwinTransformer
+    except ImportError:
+        return None
+    from ..models.zoo import get_spec
+
+    c = get_spec(name).config
+    return SwinTransformer(hidden_dim=c["embed_dims"], layers=c["depths"], heads=c["num_heads"], channels=3, num_classes=c["num_classes"],
+                           head_dim=32, window_size=c["window_size"], downscaling_factors=(4, 2, 2, 2), relative_pos_embedding=True)
+
+
+class _LogitsOnly(nn.Module):
+    """An HF model returning its ``logits`` tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=x).logits
+
+
+def _ours_upernet() -> nn.Module:
+    from ..models.factory import create_model
+
+    return create_model(UPERNET_T, backbone=dict(drop_path_rate=0.0))
+
+
+def _hf_upernet() -> nn.Module | None:
+    _allow_broken_torchvision()
+    try:
+        from transformers import UperNetConfig, UperNetForSemanticSegmentation
+    except ImportError:
+        return None
+    from ..checkpoint.loading import _hf_upernet_config
+
+    config = _hf_upernet_config(_ours_upernet().config, None)
+    config["backbone_config"]["drop_path_rate"] = 0.0
+    return UperNetForSemanticSegmentation(UperNetConfig.from_dict(config))
+
+
+CLASSIFIERS = {"swinseg": _ours_classifier, "timm": _timm_classifier, "hf": _hf_classifier, "seed": _seed_classifier}
+
+
+# --- cases ---------------------------------------------------------------------------------
+class Settings:
+    dtype: torch.dtype | None = None  # autocast dtype
+    compile: bool = False
+
+
+def _prepare(model: nn.Module, device: torch.device, train: bool = False) -> nn.Module:
+    model = model.to(device).train(train)
+    if Settings.compile:
+        model = torch.compile(model, dynamic=True)
+    return model
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=Settings.dtype, enabled=Settings.dtype is not None)
+
+
+def _inference(model: nn.Module | None, x: torch.Tensor, device: torch.device) -> Callable[[], Any] | None:
+    if model is None:
+        return None
+    model = _prepare(model, device)
+
+    def run() -> Any:
+        with torch.inference_mode(), _autocast(device):
+            return model(x)
+
+    return run
+
+
+def _classify_case(name: str, batch: int, size: int) -> Case:
+    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
+        x = torch.randn(batch, 3, size, size, device=device)
+        return _inference(CLASSIFIERS[impl](name), x, device)
+
+    return Case(batch, build, ("swinseg", "timm", "hf", "seed") if size == 224 else ("swinseg", "timm", "hf"))
+
+
+def _segment_case(height: int, width: int) -> Case:
+    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
+        x = torch.randn(1, 3, height, width, device=device)
+        model = _ours_upernet() if impl == "swinseg" else _hf_upernet()
+        return _inference(model if impl == "swinseg" else (_LogitsOnly(model) if model is not None else None), x, device)
+
+    return Case(1, build, ("swinseg", "hf"), height * width / 1e6)
+
+
+def _train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
+    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
+        x = torch.randn(batch, 3, size, size, device=device)
+        labels = torch.randint(0, 150, (batch, size, size), device=device)
+        if impl == "swinseg":
+            from ..models.factory import create_model
+
+            model = create_model(UPERNET_T, backbone=dict(drop_path_rate=0.0, with_cp=with_cp))
+
+            def loss(m: nn.Module) -> torch.Tensor:
+                return sum(v for k, v in m(x, labels).items() if "loss" in k)
+        else:
+            model = _hf_upernet()
+            if model is None:
+                return None
+
+            def loss(m: nn.Module) -> torch.Tensor:
+                return m(pixel_values=x, labels=labels).loss
+
+        model = _prepare(model, device, train=True)
+        opt = torch.optim.AdamW(model.parameters(), lr=6e-5, weight_decay=0.01)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            with _autocast(device):
+                value = loss(model)
+            value.backward()
+            opt.step()
+
+        return step
+
+    return Case(batch, build, ("swinseg",) if with_cp else ("swinseg", "hf"))
+
+
+def _scaling_case(size: int) -> Case:
+    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
+        from ..models.swin import SwinTransformer
+
+        return _inference(SwinTransformer(**TINY, drop_path_rate=0.0), torch.randn(1, 3, size, size, device=device), device)
+
+    return Case(1, build, ("swinseg",), size * size / 1e6)
+
+
+CASES: dict[str, Callable[[], Case]] = {
+    "classify-b1": lambda: _classify_case("swin_tiny_patch4_window7_224", 1, 224),
+    "classify-b8": lambda: _classify_case("swin_tiny_patch4_window7_224", 8, 224),
+    "classify-b64": lambda: _classify_case("swin_tiny_patch4_window7_224", 64, 224),
+    "classify-base384": lambda: _classify_case("swin_base_patch4_window12_384", 1, 384),
+    "segment-512": lambda: _segment_case(512, 512),
+    "segment-512x683": lambda: _segment_case(512, 683),
+    "segment-512x2048": lambda: _segment_case(512, 2048),
+    "train": lambda: _train_case(),
+    "train-cp": lambda: _train_case(with_cp=True),
+    "scale-448": lambda: _scaling_case(448),
+    "scale-896": lambda: _scaling_case(896),
+    "scale-1792": lambda: _scaling_case(1792),
+}
+
+
+# --- measuring -----------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10) -> float:
+    """Achieved GFLOP/s of an n x n x n matrix product, the best of ``repeats``."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def _count_flops(fn: Callable[[], Any]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def _peak_memory(case: str, impl: str, device: str, options: list[str]) -> float | None:
+    """Peak memory (MB) of one implementation of a case, in a fresh process."""
+    cmd = [sys.executable, "-m", "swinseg.tools.benchmark", "--_memory", case, impl, device, *options]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _measure_memory(case: str, impl: str, device: torch.device) -> float:
+    """GPU: peak allocated memory; CPU: the process's peak resident memory (weights, Python and
+    torch included)."""
+    fn = CASES[case]().build(impl, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(2):
+        fn()
+    _sync(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_cases(
+    names: list[str], device: torch.device, warmup: int = 2, rounds: int = 5, memory: bool = False, options: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Result]:
+    results: list[Result] = []
+    for name in names:
+        case = CASES[name]()
+        fns = {}
+        for impl in case.impls:
+            fn = case.build(impl, device)
+            if fn is not None:
+                fns[impl] = fn
+            else:
+                log(f"  {name}: {impl} is not installed, skipped")
+        flops = _count_flops(fns["swinseg"]) if "swinseg" in fns and not Settings.compile else 0.0
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
+        _sync(device)
+        per = {impl: Result(name, impl, images=case.images, megapixels=case.megapixels, flops=flops) for impl in fns}
+        for _ in range(rounds):
+            for impl, fn in fns.items():
+                _sync(device)
+                start = time.perf_counter()
+                fn()
+                _sync(device)
+                per[impl].times.append(time.perf_counter() - start)
+        if memory:
+            for impl in fns:
+                per[impl].peak_memory_mb = _peak_memory(name, impl, str(device), options or [])
+        results += per.values()
+        log(format_table(list(per.values()), None))
+        del fns
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+def format_table(results: list[Result], peak_gflops: float | None) -> str:
+    rows = [f"{'case':<18} {'impl':<8} {'median ms':>10} {'min':>9} {'max':>9} {'img/s':>8} {'ms/MP':>7} {'GFLOP/s':>8} "
+            f"{'%peak':>6} {'vs ours':>8} {'mem MB':>8}"]
+    ours = {r.case: r.median for r in results if r.impl == "swinseg"}
+    for r in results:
+        gflops = r.flops / r.median / 1e9 if r.flops else 0.0
+        share = f"{100 * gflops / peak_gflops:5.0f}%" if peak_gflops and gflops else ""
+        ratio = f"{r.median / ours[r.case]:7.2f}x" if r.case in ours else ""
+        mem = f"{r.peak_memory_mb:8.0f}" if r.peak_memory_mb is not None else ""
+        per_mp = f"{1000 * r.median / r.megapixels:7.1f}" if r.megapixels else ""
+        rows.append(f"{r.case:<18} {r.impl:<8} {1000 * r.median:10.1f} {1000 * min(r.times):9.1f} {1000 * max(r.times):9.1f} "
+                    f"{r.images / r.median:8.2f} {per_mp:>7} {gflops:8.0f} {share:>6} {ratio:>8} {mem:>8}")
+    return "\n".join(rows)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    timm = _import_timm()
+    info["timm"] = timm.__version__ if timm else None
+    for name in ("transformers", "swin_transformer_pytorch"):
+        try:
+            info[name] = getattr(__import__(name), "__version__", "installed")
+        except ImportError:
+            info[name] = None
+    return info
+
+
+def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float], settings: dict[str, Any]) -> None:
+    payload = {"environment": environment(device), "settings": settings, "matmul_peak_gflops": peaks,
+               "results": [asdict(r) | {"median": r.median} for r in results]}
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+
+
+if __name__ == "__main__":  # the fresh process of _peak_memory
+    _, flag, case_name, impl_name, device_name, *rest = sys.argv
+    if "--bf16" in rest:
+        Settings.dtype = torch.bfloat16
+    print(_measure_memory(case_name, impl_name, torch.device(device_name)))
