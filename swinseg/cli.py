@@ -162,6 +162,29 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def cmd_flops(args: argparse.Namespace) -> None:
+    from .configs import load_config
+    from .engine.trainer import build_segmentor
+    from .models.zoo import list_models
+    from .tools.benchmark import count_flops
+
+    if args.config in list_models() and "upernet" not in args.config:
+        from .models.factory import create_model
+
+        model = create_model(args.config)
+    else:
+        model = build_segmentor(load_config(args.config, args.set))
+    model.eval()
+    x = torch.randn(1, 3, *args.shape)
+    with torch.inference_mode():
+        total, per_op = count_flops(lambda: model(x))
+    params = sum(p.numel() for p in model.parameters())
+    print(f"input 1x3x{args.shape[0]}x{args.shape[1]}: {params / 1e6:.2f}M parameters, {total / 2e9:.1f} GMACs "
+          f"(the papers' \"GFLOPs\"), {total / 1e9:.1f} GFLOPs counting a multiply-add as 2")
+    for op, n in sorted(per_op.items(), key=lambda kv: -kv[1]):
+        print(f"  {op:<32} {n / 2e9:9.2f} GMACs")
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     from .tools.plot import plot_curves
 
@@ -340,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", action="store_true", help="also measure peak memory, each in a fresh process")
     p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("flops", help="parameters and FLOPs of a config's model (or a registered classifier)")
+    p.add_argument("config", help="config file, shipped config name, or a registered classifier name")
+    p.add_argument("--shape", nargs=2, type=int, default=[512, 2048], metavar=("H", "W"), help="input size (default 512 2048)")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides")
+    p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("plot", help="draw a work dir's loss, lr and mIoU curves to PNG")
     p.add_argument("work_dir", help="training work directory (with scalars.jsonl)")

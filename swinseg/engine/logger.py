@@ -21,9 +21,18 @@ __all__ = ["TrainLogger", "peak_memory_mb", "read_scalars"]
 
 
 def peak_memory_mb(device: torch.device) -> int:
-    """Peak memory so far in MB: allocated CUDA memory on GPUs, the process's peak RSS on CPUs."""
+    """Peak memory so far in MB: allocated CUDA memory on GPUs, the process's peak resident
+    memory on CPUs (Linux's VmHWM where there is one: getrusage's ru_maxrss also holds the
+    high-water mark of the process that forked this one before exec)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device) / 2**20)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 

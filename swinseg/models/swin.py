@@ -184,16 +184,28 @@ class WindowAttention(nn.Module):
         return self.relative_position_bias_table[index.view(-1)].view(n, n, -1).permute(2, 0, 1)
 
     def forward(self, x: Tensor, window: int, mask: Tensor | None = None) -> Tensor:
-        """(B, num_windows, window^2, C) -> same shape; ``mask`` is (num_windows, N, N) or None."""
+        """(B, num_windows, window^2, C) -> same shape; ``mask`` is (num_windows, N, N) or None.
+
+        Attention runs as 4-D ``scaled_dot_product_attention`` (its fused kernels take 4-D inputs
+        and masks) with one additive mask, the bias plus the shift mask: windows x heads form its
+        second axis when there is a shift mask, so that the (1, num_windows x heads, N, N) mask
+        broadcasts over the batch; batch x windows its first axis otherwise, so that the
+        (1, heads, N, N) bias broadcasts.
+        """
         B, nW, N, C = x.shape
-        q, k, v = self.qkv(x).view(B, nW, N, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)
-        bias = self.relative_position_bias(window).to(q.dtype)
-        if mask is not None:
-            bias = bias + mask.to(q.dtype).unsqueeze(1)
+        heads = self.num_heads
+        qkv = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5)
+        bias = self.relative_position_bias(window).to(qkv.dtype).unsqueeze(0)
+        if mask is None:
+            q, k, v = qkv.reshape(3, B * nW, heads, N, C // heads).unbind(0)
+        else:
+            q, k, v = qkv.reshape(3, B, nW * heads, N, C // heads).unbind(0)
+            bias = (mask.to(qkv.dtype).unsqueeze(1) + bias).reshape(1, nW * heads, N, N)
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
         )
-        return self.proj_drop(self.proj(x.transpose(2, 3).reshape(B, nW, N, C)))
+        x = x.reshape(B, nW, heads, N, C // heads).transpose(2, 3).reshape(B, nW, N, C)
+        return self.proj_drop(self.proj(x))
 
 
 class SwinBlock(nn.Module):
@@ -228,7 +240,8 @@ class SwinBlock(nn.Module):
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
         _, H, W, _ = x.shape
-        x = F.pad(x, (0, 0, 0, -W % window, 0, -H % window))
+        if H % window or W % window:
+            x = F.pad(x, (0, 0, 0, -W % window, 0, -H % window))
         Hp, Wp = x.shape[1:3]
         if shift:
             x = torch.roll(x, (-shift, -shift), dims=(1, 2))

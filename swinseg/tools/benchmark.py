@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CASES", "run_cases", "matmul_peak", "format_table"]
+from ..engine.logger import peak_memory_mb
+
+__all__ = ["CASES", "run_cases", "matmul_peak", "format_table", "count_flops"]
 
 TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
 UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
@@ -274,12 +275,14 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
     return 2 * n**3 / best / 1e9
 
 
-def _count_flops(fn: Callable[[], Any]) -> float:
+def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
+    """FLOPs of one call (a multiply-add counts 2), in total and per operator."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         fn()
-    return float(counter.get_total_flops())
+    per_op = {str(op).split(".")[-2] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
+    return float(counter.get_total_flops()), per_op
 
 
 def _peak_memory(case: str, impl: str, device: str, options: list[str]) -> float | None:
@@ -301,9 +304,7 @@ def _measure_memory(case: str, impl: str, device: torch.device) -> float:
     for _ in range(2):
         fn()
     _sync(device)
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_memory_mb(device)
 
 
 def run_cases(
@@ -320,7 +321,7 @@ def run_cases(
                 fns[impl] = fn
             else:
                 log(f"  {name}: {impl} is not installed, skipped")
-        flops = _count_flops(fns["swinseg"]) if "swinseg" in fns and not Settings.compile else 0.0
+        flops = count_flops(fns["swinseg"])[0] if "swinseg" in fns and not Settings.compile else 0.0
         for fn in fns.values():
             for _ in range(warmup):
                 fn()

@@ -1,0 +1,44 @@
+"""The benchmark runs every installed implementation on the same case and reports consistently
+(timings are never asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from swinseg.cli import main
+from swinseg.tools import benchmark
+
+
+def test_classification_case_runs_ours_and_the_installed_peers(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--cases", "classify-b1", "--rounds", "2", "--warmup", "0", "--threads", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    impls = {r["impl"] for r in data["results"]}
+    assert {"swinseg", "timm", "hf"} <= impls  # the test extra installs both peers
+    ours = next(r for r in data["results"] if r["impl"] == "swinseg")
+    assert len(ours["times"]) == 2 and ours["median"] > 0
+    # Swin-T at 224: 4.5 GMACs in the paper (attention matmuls included here: ~4.5)
+    assert 8.6e9 < ours["flops"] < 9.4e9
+    assert data["matmul_peak_gflops"]["fp32"] > 0 and data["environment"]["threads"] == 2
+    assert "classify-b1" in printed and "vs ours" in printed
+
+
+def test_flops_command_reports_the_papers_numbers(capsys):
+    assert main(["flops", "swin_tiny_patch4_window7_224", "--shape", "224", "224"]) == 0
+    out = capsys.readouterr().out
+    assert "28.29M parameters" in out and "4.5 GMACs" in out
+
+
+def test_unknown_case_is_an_error(capsys):
+    assert main(["benchmark", "--cases", "nope"]) == 1
+    assert "unknown case(s) nope" in capsys.readouterr().err
+
+
+def test_count_flops_of_a_linear_layer():
+    layer = torch.nn.Linear(3, 5, bias=False)
+    total, per_op = benchmark.count_flops(lambda: layer(torch.zeros(7, 3)))
+    assert total == 2 * 7 * 3 * 5 and per_op == {"mm": pytest.approx(total)}
