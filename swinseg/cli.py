@@ -182,7 +182,7 @@ def cmd_flops(args: argparse.Namespace) -> None:
     print(f"input 1x3x{args.shape[0]}x{args.shape[1]}: {params / 1e6:.2f}M parameters, {total / 2e9:.1f} GMACs "
           f"(the papers' \"GFLOPs\"), {total / 1e9:.1f} GFLOPs counting a multiply-add as 2")
     for op, n in sorted(per_op.items(), key=lambda kv: -kv[1]):
-        print(f"  {op:<32} {n / 2e9:9.2f} GMACs")
+        print(f"  {op:<44} {n / 2e9:9.2f} GMACs")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
