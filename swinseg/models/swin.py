@@ -187,25 +187,24 @@ class WindowAttention(nn.Module):
         """(B, num_windows, window^2, C) -> same shape; ``mask`` is (num_windows, N, N) or None.
 
         Attention runs as 4-D ``scaled_dot_product_attention`` (its fused kernels take 4-D inputs
-        and masks) with one additive mask, the bias plus the shift mask: windows x heads form its
-        second axis when there is a shift mask, so that the (1, num_windows x heads, N, N) mask
-        broadcasts over the batch; batch x windows its first axis otherwise, so that the
-        (1, heads, N, N) bias broadcasts.
+        and masks) on (windows, heads, N, head_dim) views of the qkv projection, with one additive
+        (1 or num_windows, heads, N, N) mask: the bias, plus the shift mask where there is one
+        (then one call per image, so that the mask needs no copy per image).
         """
         B, nW, N, C = x.shape
         heads = self.num_heads
-        qkv = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5)
-        bias = self.relative_position_bias(window).to(qkv.dtype).unsqueeze(0)
+        q, k, v = self.qkv(x).view(B * nW, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.relative_position_bias(window).to(q.dtype).unsqueeze(0)
+        dropout = self.attn_drop if self.training else 0.0
         if mask is None:
-            q, k, v = qkv.reshape(3, B * nW, heads, N, C // heads).unbind(0)
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scale).transpose(1, 2)
         else:
-            q, k, v = qkv.reshape(3, B, nW * heads, N, C // heads).unbind(0)
-            bias = (mask.to(qkv.dtype).unsqueeze(1) + bias).reshape(1, nW * heads, N, N)
-        x = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
-        )
-        x = x.reshape(B, nW, heads, N, C // heads).transpose(2, 3).reshape(B, nW, N, C)
-        return self.proj_drop(self.proj(x))
+            bias = mask.to(q.dtype).unsqueeze(1) + bias
+            x = torch.cat([
+                F.scaled_dot_product_attention(q[w], k[w], v[w], attn_mask=bias, dropout_p=dropout, scale=self.scale).transpose(1, 2)
+                for w in (slice(i * nW, (i + 1) * nW) for i in range(B))
+            ])
+        return self.proj_drop(self.proj(x.reshape(B, nW, N, C)))
 
 
 class SwinBlock(nn.Module):
