@@ -28,6 +28,11 @@ from torch import Tensor, nn
 
 __all__ = ["SwinTransformer", "relative_position_index", "shift_window_mask"]
 
+# Tokens per chunk when a block runs in eval mode on a CPU: the attention (by whole windows) and
+# the MLP then work on slices whose intermediates stay in the caches, so that time grows
+# linearly with image size instead of slowing once a map outgrows them.
+CHUNK_TOKENS = 2048
+
 
 class DropPath(nn.Module):
     """Stochastic depth: zero whole samples with probability ``p`` while training."""
@@ -235,7 +240,28 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
         x = x + self.drop_path(self._window_attention(self.norm1(x), window, shift, mask))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        if not self._chunked(x):
+            return x + self.drop_path(self.mlp(self.norm2(x)))
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.empty_like(flat)
+        for i in range(0, flat.shape[0], CHUNK_TOKENS):
+            rows = flat[i : i + CHUNK_TOKENS]
+            out[i : i + CHUNK_TOKENS] = rows + self.mlp(self.norm2(rows))
+        return out.view_as(x)
+
+    def _chunked(self, x: Tensor) -> bool:
+        """Whether to work in chunks: eval mode (no drop path to draw per sample), on a CPU, eager."""
+        return not self.training and x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+    def _attend(self, windows: Tensor, window: int, mask: Tensor | None) -> Tensor:
+        """Attention over (B, num_windows, N, C) windows, in chunks of whole windows when chunked."""
+        B, nW, N, _ = windows.shape
+        per = max(CHUNK_TOKENS // (B * N), 1)
+        if nW <= per or not self._chunked(windows):
+            return self.attn(windows, window, mask)
+        return torch.cat(
+            [self.attn(windows[:, i : i + per], window, None if mask is None else mask[i : i + per]) for i in range(0, nW, per)], 1
+        )
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
         _, H, W, _ = x.shape
@@ -244,7 +270,7 @@ class SwinBlock(nn.Module):
         Hp, Wp = x.shape[1:3]
         if shift:
             x = torch.roll(x, (-shift, -shift), dims=(1, 2))
-        x = window_reverse(self.attn(window_partition(x, window), window, mask), window, Hp, Wp)
+        x = window_reverse(self._attend(window_partition(x, window), window, mask), window, Hp, Wp)
         if shift:
             x = torch.roll(x, (shift, shift), dims=(1, 2))
         return x[:, :H, :W]

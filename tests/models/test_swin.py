@@ -157,3 +157,19 @@ def test_any_size_gives_ceil_divided_finite_outputs(h, w, batch, window, classif
         assert o.shape == (batch, 8 * 2**i, math.ceil(h / stride), math.ceil(w / stride))
         assert torch.isfinite(o).all()
         assert max_diff(o[:1], single[i]) < 1e-5
+
+
+def test_chunked_eval_equals_the_whole_map_computation():
+    """Eval mode on a CPU works on chunks of windows and tokens (swin.CHUNK_TOKENS); train mode
+    without dropout computes the same on whole maps."""
+    from swinseg.models import swin
+
+    torch.manual_seed(0)
+    model = SwinTransformer(embed_dims=16, depths=[2, 2], num_heads=[1, 2], strides=[4, 2], out_indices=[0, 1], drop_path_rate=0.0)
+    x = torch.randn(2, 3, 300, 333)  # 75 x 84 tokens in stage 1: several chunks, padded windows
+    assert x.shape[0] * 75 * 84 > 2 * swin.CHUNK_TOKENS
+    with torch.no_grad():
+        chunked = model.eval()(x)
+        whole = model.train()(x)
+    for a, b in zip(chunked, whole, strict=True):
+        assert (a - b).abs().max() < 1e-5
