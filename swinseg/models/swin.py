@@ -254,14 +254,18 @@ class SwinBlock(nn.Module):
         return not self.training and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
     def _attend(self, windows: Tensor, window: int, mask: Tensor | None) -> Tensor:
-        """Attention over (B, num_windows, N, C) windows, in chunks of whole windows when chunked."""
+        """Attention over (B, num_windows, N, C) windows; when chunked, over runs of whole windows
+        of one image at a time (contiguous slices)."""
         B, nW, N, _ = windows.shape
-        per = max(CHUNK_TOKENS // (B * N), 1)
-        if nW <= per or not self._chunked(windows):
+        per = max(CHUNK_TOKENS // N, 1)
+        if B * nW <= per or not self._chunked(windows):
             return self.attn(windows, window, mask)
-        return torch.cat(
-            [self.attn(windows[:, i : i + per], window, None if mask is None else mask[i : i + per]) for i in range(0, nW, per)], 1
-        )
+        out = torch.empty_like(windows)
+        for b in range(B):
+            for i in range(0, nW, per):
+                part = None if mask is None else mask[i : i + per]
+                out[b : b + 1, i : i + per] = self.attn(windows[b : b + 1, i : i + per], window, part)
+        return out
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
         _, H, W, _ = x.shape
