@@ -148,6 +148,9 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     bench.Settings.dtype = torch.bfloat16 if args.bf16 else None
     bench.Settings.compile = args.compile
+    if args.config:
+        _benchmark_config(args, device)
+        return
     unknown = [c for c in args.cases if c not in bench.CASES]
     if unknown:
         raise ValueError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(bench.CASES)}")
@@ -160,6 +163,27 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         settings = {"bf16": args.bf16, "compile": args.compile, "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
         bench.write_json(args.out, results, device, peaks, settings)
         print(f"wrote {args.out}")
+
+
+def _benchmark_config(args: argparse.Namespace, device: torch.device) -> None:
+    """MMSegmentation-style FPS of a config's model on its validation images."""
+    from .checkpoint import load_checkpoint
+    from .configs import load_config
+    from .data.dataset import build_dataset
+    from .engine.trainer import build_segmentor
+    from .tools.benchmark import dataset_fps
+
+    config = load_config(args.config, args.set)
+    model = build_segmentor(config)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint)
+    model.to(device)
+    if args.compile:
+        model.inference = torch.compile(model.inference, dynamic=True)
+    dataset = build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
+    print(f"{Path(config['source']).stem}: {args.images} passes over {len(dataset)} validation images "
+          f"(the first {args.warmup} untimed) on {device}")
+    dataset_fps(model, dataset, args.images, args.warmup)
 
 
 def cmd_flops(args: argparse.Namespace) -> None:
@@ -351,7 +375,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4, help="reading threads (default 4)")
     p.set_defaults(func=cmd_check_data)
 
-    p = sub.add_parser("benchmark", help="time swinseg against the installed peers (timm, HF, the seed package)")
+    p = sub.add_parser(
+        "benchmark",
+        help="time swinseg against the installed peers (timm, HF, the seed package), or a config's FPS",
+        description="Without CONFIG: the side-by-side cases (BENCHMARKS.md). With CONFIG: images/s on its validation "
+        "images as MMSegmentation's benchmark tool measures them.",
+    )
+    p.add_argument("config", nargs="?", help="config whose validation images to time (MMSegmentation-style FPS)")
+    p.add_argument("--checkpoint", help="with CONFIG: weights to load (random otherwise; speed does not depend on them)")
+    p.add_argument("--images", type=int, default=200, help="with CONFIG: images timed (default 200, as MMSegmentation)")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="with CONFIG: config overrides, e.g. data.root=...")
     p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
                    help="cases to run (see swinseg/tools/benchmark.py CASES)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
@@ -359,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile every model (dynamic shapes)")
     p.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls per implementation first (default 2)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation first (default 5)")
     p.add_argument("--memory", action="store_true", help="also measure peak memory, each in a fresh process")
     p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(func=cmd_benchmark)

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..engine.logger import peak_memory_mb
 
-__all__ = ["CASES", "run_cases", "matmul_peak", "format_table", "count_flops"]
+__all__ = ["CASES", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
 TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
 UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
@@ -378,6 +378,35 @@ def environment(device: torch.device) -> dict[str, Any]:
         except ImportError:
             info[name] = None
     return info
+
+
+def dataset_fps(
+    model: nn.Module, dataset: Any, images: int = 200, warmup: int = 5, log_interval: int = 50, log: Callable[[str], None] = print
+) -> float:
+    """Images per second as MMSegmentation's ``tools/analysis_tools/benchmark.py`` measures them:
+    validation images (cycled when fewer) through the test pipeline one by one, the first
+    ``warmup`` untimed, each timed from the preprocessed input to the label map at the original
+    size (inference, resize back, argmax), with the device synchronized around it."""
+    from ..models.segmentor import upsampled_argmax
+
+    device = next(model.parameters()).device
+    model.eval()
+    elapsed = 0.0
+    for i in range(images):
+        image, _ = dataset[i % len(dataset)]
+        x = model.preprocess(image)
+        _sync(device)
+        start = time.perf_counter()
+        with torch.no_grad(), _autocast(device):
+            upsampled_argmax(model.inference(x)[0], image.shape[:2], model.decode_head.align_corners)
+        _sync(device)
+        if i >= warmup:
+            elapsed += time.perf_counter() - start
+            if (i + 1) % log_interval == 0:
+                log(f"Done image [{i + 1:<3}/ {images}], fps: {(i + 1 - warmup) / elapsed:.2f} img / s")
+    fps = (images - warmup) / elapsed
+    log(f"Overall fps: {fps:.2f} img / s")
+    return fps
 
 
 def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float], settings: dict[str, Any]) -> None:

@@ -48,3 +48,15 @@ def test_count_flops_of_a_linear_layer():
     layer = torch.nn.Linear(3, 5, bias=False)
     total, per_op = benchmark.count_flops(lambda: layer(torch.zeros(7, 3)))
     assert total == 2 * 7 * 3 * 5 and per_op == {"mm": pytest.approx(total)}
+
+
+def test_config_fps_as_mmsegmentation_measures_it(tmp_path, capsys):
+    from swinseg.tools.synthetic import write_dataset
+    from tests.helpers import DEMO_CONFIG, TINY_OVERRIDES
+
+    root = write_dataset(tmp_path / "data", train=1, val=3, size=(48, 64))
+    args = ["benchmark", DEMO_CONFIG, "--images", "12", "--warmup", "2", "--set", f"data.root={root}", *TINY_OVERRIDES]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "12 passes over 3 validation images (the first 2 untimed)" in out
+    assert float(out.split("Overall fps: ")[1].split()[0]) > 0
