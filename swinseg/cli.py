@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -89,25 +90,33 @@ def cmd_train(args: argparse.Namespace) -> None:
     Trainer(config, work_dir, resume=args.resume, device=args.device).train()
 
 
-def cmd_test(args: argparse.Namespace) -> None:
-    import json
-
+def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device) -> tuple:
+    """``(config, segmentor on device in eval mode, load report or None, validation dataset)``."""
     from .checkpoint import load_checkpoint
     from .configs import load_config
     from .data.dataset import build_dataset
-    from .engine.distributed import get_rank, init_distributed, rank_zero_first
-    from .engine.evaluate import evaluate
+    from .engine.distributed import rank_zero_first
     from .engine.trainer import build_segmentor
 
-    config = load_config(args.config, args.set)
-    device = init_distributed(args.device)
+    config = load_config(config_name, overrides)
     model = build_segmentor(config)
-    with rank_zero_first():
-        report = load_checkpoint(model, args.checkpoint)
+    report = None
+    if checkpoint:
+        with rank_zero_first():
+            report = load_checkpoint(model, checkpoint)
     model.to(device).eval()
+    return config, model, report, build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    import json
+
+    from .engine.distributed import get_rank, init_distributed
+    from .engine.evaluate import evaluate
+
+    config, model, report, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, init_distributed(args.device))
     if args.mode:
         model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
-    dataset = build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
     if get_rank() == 0:
         print(f"loaded {args.checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
               f"({model.test_cfg['mode']}{' + ms/flip TTA' if args.tta else ''})")
@@ -146,10 +155,9 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    bench.Settings.dtype = torch.bfloat16 if args.bf16 else None
-    bench.Settings.compile = args.compile
+    target = bench.Target(device, torch.bfloat16 if args.bf16 else None, args.compile)
     if args.config:
-        _benchmark_config(args, device)
+        _benchmark_config(args, target)
         return
     unknown = [c for c in args.cases if c not in bench.CASES]
     if unknown:
@@ -157,7 +165,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     peaks = {"fp32": bench.matmul_peak(device), "bf16": bench.matmul_peak(device, torch.bfloat16)}
     env = bench.environment(device)
     print(f"{env}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
-    results = bench.run_cases(args.cases, device, args.warmup, args.rounds, args.memory, ["--bf16"] if args.bf16 else [])
+    results = bench.run_cases(args.cases, target, args.warmup, args.rounds, args.memory)
     print(bench.format_table(results, peaks["bf16" if args.bf16 else "fp32"]))
     if args.out:
         settings = {"bf16": args.bf16, "compile": args.compile, "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
@@ -165,25 +173,16 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
-def _benchmark_config(args: argparse.Namespace, device: torch.device) -> None:
+def _benchmark_config(args: argparse.Namespace, target: Any) -> None:
     """MMSegmentation-style FPS of a config's model on its validation images."""
-    from .checkpoint import load_checkpoint
-    from .configs import load_config
-    from .data.dataset import build_dataset
-    from .engine.trainer import build_segmentor
     from .tools.benchmark import dataset_fps
 
-    config = load_config(args.config, args.set)
-    model = build_segmentor(config)
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint)
-    model.to(device)
-    if args.compile:
+    config, model, _, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, target.device)
+    if target.compile:
         model.inference = torch.compile(model.inference, dynamic=True)
-    dataset = build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
     print(f"{Path(config['source']).stem}: {args.images} passes over {len(dataset)} validation images "
-          f"(the first {args.warmup} untimed) on {device}")
-    dataset_fps(model, dataset, args.images, args.warmup)
+          f"(the first {args.warmup} untimed) on {target.device}")
+    dataset_fps(model, dataset, target, args.images, args.warmup)
 
 
 def cmd_flops(args: argparse.Namespace) -> None:
@@ -323,6 +322,10 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{name:40s} {spec.meta.get('task', ''):15s} {spec.url or ''}")
 
 
+def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .checkpoint import FORMATS
@@ -338,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default="demo", help="where the dataset, checkpoints, logs and overlays go (default: demo)")
     p.add_argument("--quick", action="store_true", help="a few iterations on a few images (a smoke test, ~30 s)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. schedule.max_iters=400")
+    _add_set(p, "config overrides, e.g. schedule.max_iters=400")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a segmentor from a config (torchrun for several GPUs)")
@@ -346,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
     p.add_argument("--resume", nargs="?", const="auto", help="resume from a checkpoint, or with no value the newest in the work dir")
     p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 uses a gradient scaler)")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=4 train.accumulate=2")
+    _add_set(p, "config overrides, e.g. data.batch_size=4 train.accumulate=2")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.set_defaults(func=cmd_train)
 
@@ -359,19 +362,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
     p.add_argument("--show-dir", help="write prediction | ground truth overlays here")
     p.add_argument("--out", help="write the metrics as JSON here")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.root=/data/ade")
+    _add_set(p, "config overrides, e.g. data.root=/data/ade")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("config", help="print a resolved config, or list the shipped ones")
     p.add_argument("name", nargs="?", help="config file or shipped config name")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides")
+    _add_set(p, "config overrides")
     p.add_argument("--list", action="store_true", help="list the shipped configs")
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("check-data", help="scan a config's dataset: sizes, class frequencies, problems")
     p.add_argument("config", help="config file or shipped config name")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides, e.g. data.root=/data/ade")
+    _add_set(p, "config overrides, e.g. data.root=/data/ade")
     p.add_argument("--workers", type=int, default=4, help="reading threads (default 4)")
     p.set_defaults(func=cmd_check_data)
 
@@ -384,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="config whose validation images to time (MMSegmentation-style FPS)")
     p.add_argument("--checkpoint", help="with CONFIG: weights to load (random otherwise; speed does not depend on them)")
     p.add_argument("--images", type=int, default=200, help="with CONFIG: images timed (default 200, as MMSegmentation)")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="with CONFIG: config overrides, e.g. data.root=...")
+    _add_set(p, "with CONFIG: config overrides, e.g. data.root=...")
     p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
                    help="cases to run (see swinseg/tools/benchmark.py CASES)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
@@ -400,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("flops", help="parameters and FLOPs of a config's model (or a registered classifier)")
     p.add_argument("config", help="config file, shipped config name, or a registered classifier name")
     p.add_argument("--shape", nargs=2, type=int, default=[512, 2048], metavar=("H", "W"), help="input size (default 512 2048)")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides")
+    _add_set(p, "config overrides")
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("plot", help="draw a work dir's loss, lr and mIoU curves to PNG")

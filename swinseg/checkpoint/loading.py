@@ -281,7 +281,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     return write_file({"state_dict": model.state_dict(), "meta": meta}, path)
 
 
-def _hf_upernet_config(config: dict[str, Any], dataset_meta: dict[str, Any] | None) -> dict[str, Any]:
+def hf_upernet_config(config: dict[str, Any], dataset_meta: dict[str, Any] | None) -> dict[str, Any]:
     """``config.json`` of an HF ``UperNetForSemanticSegmentation`` with a Swin backbone."""
     bb, head, aux = config["backbone"], config["decode_head"], config.get("auxiliary_head")
     widths = [bb["embed_dims"] * 2**i for i in range(len(bb["depths"]))]
@@ -349,7 +349,7 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
     out = from_native(sd, to)
     if segmentor and to == "hf" and not dest.suffix:
         dest.mkdir(parents=True, exist_ok=True)
-        config = _hf_upernet_config(checkpoint_config(sd, meta), dataset_meta)
+        config = hf_upernet_config(checkpoint_config(sd, meta), dataset_meta)
         write_file(out, dest / "model.safetensors")
         (dest / "config.json").write_text(json.dumps(config, indent=2))
         return fmt, dest

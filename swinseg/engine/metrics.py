@@ -73,9 +73,10 @@ class IoUMetric:
             "per_class": {k: np.round(v * 100, 2).tolist() for k, v in per_class.items()},
         }
 
-    def table(self) -> str:
-        """The per-class IoU/Acc table and the summary line, as text."""
-        result = self.compute()
+    def table(self, result: dict[str, Any] | None = None) -> str:
+        """The per-class IoU/Acc table and the summary line, as text (of ``result`` when given:
+        what :meth:`compute` returned)."""
+        result = result or self.compute()
         width = max(len("Class"), *(len(n) for n in self.class_names))
         lines = [f"{'Class':<{width}}  {'IoU':>6}  {'Acc':>6}"]
         for name, iou, acc in zip(self.class_names, result["per_class"]["IoU"], result["per_class"]["Acc"], strict=True):

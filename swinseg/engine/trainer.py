@@ -26,6 +26,7 @@ from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_s
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
 from .evaluate import evaluate
 from .logger import TrainLogger
+from .metrics import IoUMetric
 from .optim import WarmupPolyLR, build_optimizer
 
 __all__ = ["Trainer", "build_segmentor", "AMP_DTYPES"]
@@ -190,10 +191,9 @@ class Trainer:
         return {"lr": lr, **totals}
 
     # --- the run -----------------------------------------------------------------------------
-    def validate(self) -> dict[str, Any]:
+    def validate(self) -> IoUMetric:
         test = self.config["test"]
-        metric = evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
-        return {**metric.compute(), "table": metric.table()}
+        return evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
 
     def train(self) -> dict[str, Any] | None:
         """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran)."""
@@ -222,8 +222,9 @@ class Trainer:
                 if (cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters:
                     self._checkpoint(it, cfg["max_keep_ckpts"])
                 if (cfg["val_interval"] and it % cfg["val_interval"] == 0) or it == max_iters:
-                    last_metrics = self.validate()
-                    logger.log_val(it, last_metrics, last_metrics["table"])
+                    metric = self.validate()
+                    last_metrics = metric.compute()
+                    logger.log_val(it, last_metrics, metric.table(last_metrics))
                     if self.rank == 0:
                         self.best.update(it, last_metrics, self._state(full=False))
         finally:

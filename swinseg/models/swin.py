@@ -188,27 +188,29 @@ class WindowAttention(nn.Module):
         n = window * window
         return self.relative_position_bias_table[index.view(-1)].view(n, n, -1).permute(2, 0, 1)
 
-    def forward(self, x: Tensor, window: int, mask: Tensor | None = None) -> Tensor:
-        """(B, num_windows, window^2, C) -> same shape; ``mask`` is (num_windows, N, N) or None.
+    def attention_mask(self, window: int, shift_mask: Tensor | None = None) -> Tensor:
+        """The additive mask of :meth:`forward`: the relative position bias, plus the
+        (num_windows, N, N) shift mask where there is one. (1 or num_windows, heads, N, N)."""
+        bias = self.relative_position_bias(window).unsqueeze(0)
+        return bias if shift_mask is None else shift_mask.unsqueeze(1).to(bias.dtype) + bias
+
+    def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
+        """(B, num_windows, N, C) -> same shape, with :meth:`attention_mask`'s ``attn_mask``.
 
         Attention runs as 4-D ``scaled_dot_product_attention`` (its fused kernels take 4-D inputs
-        and masks) on (windows, heads, N, head_dim) views of the qkv projection, with one additive
-        (1 or num_windows, heads, N, N) mask: the bias, plus the shift mask where there is one
-        (then one call per image, so that the mask needs no copy per image).
+        and masks) on (windows, heads, N, head_dim) views of the qkv projection; a per-window
+        mask is applied one image at a time, so that it needs no copy per image.
         """
         B, nW, N, C = x.shape
         heads = self.num_heads
         q, k, v = self.qkv(x).view(B * nW, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4).unbind(0)
-        bias = self.relative_position_bias(window).to(q.dtype).unsqueeze(0)
+        attn_mask = attn_mask.to(q.dtype)
         dropout = self.attn_drop if self.training else 0.0
-        if mask is None:
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scale).transpose(1, 2)
-        else:
-            bias = mask.to(q.dtype).unsqueeze(1) + bias
-            x = torch.cat([
-                F.scaled_dot_product_attention(q[w], k[w], v[w], attn_mask=bias, dropout_p=dropout, scale=self.scale).transpose(1, 2)
-                for w in (slice(i * nW, (i + 1) * nW) for i in range(B))
-            ])
+        images = [slice(None)] if attn_mask.shape[0] == 1 else [slice(i * nW, (i + 1) * nW) for i in range(B)]
+        x = torch.cat([
+            F.scaled_dot_product_attention(q[w], k[w], v[w], attn_mask=attn_mask, dropout_p=dropout, scale=self.scale).transpose(1, 2)
+            for w in images
+        ])
         return self.proj_drop(self.proj(x.reshape(B, nW, N, C)))
 
 
@@ -253,18 +255,18 @@ class SwinBlock(nn.Module):
         """Whether to work in chunks: eval mode (no drop path to draw per sample), on a CPU, eager."""
         return not self.training and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
-    def _attend(self, windows: Tensor, window: int, mask: Tensor | None) -> Tensor:
+    def _attend(self, windows: Tensor, attn_mask: Tensor) -> Tensor:
         """Attention over (B, num_windows, N, C) windows; when chunked, over runs of whole windows
         of one image at a time (contiguous slices)."""
         B, nW, N, _ = windows.shape
         per = max(CHUNK_TOKENS // N, 1)
         if B * nW <= per or not self._chunked(windows):
-            return self.attn(windows, window, mask)
+            return self.attn(windows, attn_mask)
         out = torch.empty_like(windows)
         for b in range(B):
             for i in range(0, nW, per):
-                part = None if mask is None else mask[i : i + per]
-                out[b : b + 1, i : i + per] = self.attn(windows[b : b + 1, i : i + per], window, part)
+                part = attn_mask if attn_mask.shape[0] == 1 else attn_mask[i : i + per]
+                out[b : b + 1, i : i + per] = self.attn(windows[b : b + 1, i : i + per], part)
         return out
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
@@ -274,7 +276,8 @@ class SwinBlock(nn.Module):
         Hp, Wp = x.shape[1:3]
         if shift:
             x = torch.roll(x, (-shift, -shift), dims=(1, 2))
-        x = window_reverse(self._attend(window_partition(x, window), window, mask), window, Hp, Wp)
+        attn_mask = self.attn.attention_mask(window, mask)
+        x = window_reverse(self._attend(window_partition(x, window), attn_mask), window, Hp, Wp)
         if shift:
             x = torch.roll(x, (shift, shift), dims=(1, 2))
         return x[:, :H, :W]

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..engine.logger import peak_memory_mb
 
-__all__ = ["CASES", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
+__all__ = ["Target", "CASES", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
 TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
 UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
@@ -33,10 +33,10 @@ UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
 
 @dataclass
 class Case:
-    """A workload: ``build(impl, device)`` returns a no-argument callable or None (impl missing)."""
+    """A workload: ``build(impl, target)`` returns a no-argument callable or None (impl missing)."""
 
     images: int
-    build: Callable[[str, torch.device], Callable[[], Any] | None]
+    build: Callable[[str, Target], Callable[[], Any] | None]
     impls: tuple[str, ...]
     megapixels: float = 0.0
 
@@ -140,9 +140,10 @@ def _hf_upernet() -> nn.Module | None:
         from transformers import UperNetConfig, UperNetForSemanticSegmentation
     except ImportError:
         return None
-    from ..checkpoint.loading import _hf_upernet_config
+    from ..checkpoint.loading import hf_upernet_config
+    from ..models.zoo import get_spec
 
-    config = _hf_upernet_config(_ours_upernet().config, None)
+    config = hf_upernet_config(get_spec(UPERNET_T).config, None)
     config["backbone_config"]["drop_path_rate"] = 0.0
     return UperNetForSemanticSegmentation(UperNetConfig.from_dict(config))
 
@@ -151,55 +152,59 @@ CLASSIFIERS = {"swinseg": _ours_classifier, "timm": _timm_classifier, "hf": _hf_
 
 
 # --- cases ---------------------------------------------------------------------------------
-class Settings:
-    dtype: torch.dtype | None = None  # autocast dtype
+@dataclass(frozen=True)
+class Target:
+    """Where and how cases run: the device, an autocast dtype (None: fp32), torch.compile."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None
     compile: bool = False
 
+    def prepare(self, model: nn.Module, train: bool = False) -> nn.Module:
+        model = model.to(self.device).train(train)
+        return torch.compile(model, dynamic=True) if self.compile else model
 
-def _prepare(model: nn.Module, device: torch.device, train: bool = False) -> nn.Module:
-    model = model.to(device).train(train)
-    if Settings.compile:
-        model = torch.compile(model, dynamic=True)
-    return model
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def argv(self) -> list[str]:
+        """This target as the fresh memory-measuring process's arguments."""
+        return [str(self.device), *(["--bf16"] if self.dtype is torch.bfloat16 else []), *(["--compile"] if self.compile else [])]
 
 
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=Settings.dtype, enabled=Settings.dtype is not None)
-
-
-def _inference(model: nn.Module | None, x: torch.Tensor, device: torch.device) -> Callable[[], Any] | None:
+def _inference(model: nn.Module | None, x: torch.Tensor, target: Target) -> Callable[[], Any] | None:
     if model is None:
         return None
-    model = _prepare(model, device)
+    model = target.prepare(model)
 
     def run() -> Any:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), target.autocast():
             return model(x)
 
     return run
 
 
 def _classify_case(name: str, batch: int, size: int) -> Case:
-    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
-        x = torch.randn(batch, 3, size, size, device=device)
-        return _inference(CLASSIFIERS[impl](name), x, device)
+    def build(impl: str, target: Target) -> Callable[[], Any] | None:
+        x = torch.randn(batch, 3, size, size, device=target.device)
+        return _inference(CLASSIFIERS[impl](name), x, target)
 
     return Case(batch, build, ("swinseg", "timm", "hf", "seed") if size == 224 else ("swinseg", "timm", "hf"))
 
 
 def _segment_case(height: int, width: int) -> Case:
-    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
-        x = torch.randn(1, 3, height, width, device=device)
+    def build(impl: str, target: Target) -> Callable[[], Any] | None:
+        x = torch.randn(1, 3, height, width, device=target.device)
         model = _ours_upernet() if impl == "swinseg" else _hf_upernet()
-        return _inference(model if impl == "swinseg" else (_LogitsOnly(model) if model is not None else None), x, device)
+        return _inference(model if impl == "swinseg" else (_LogitsOnly(model) if model is not None else None), x, target)
 
     return Case(1, build, ("swinseg", "hf"), height * width / 1e6)
 
 
 def _train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
-    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
-        x = torch.randn(batch, 3, size, size, device=device)
-        labels = torch.randint(0, 150, (batch, size, size), device=device)
+    def build(impl: str, target: Target) -> Callable[[], Any] | None:
+        x = torch.randn(batch, 3, size, size, device=target.device)
+        labels = torch.randint(0, 150, (batch, size, size), device=target.device)
         if impl == "swinseg":
             from ..models.factory import create_model
 
@@ -215,12 +220,12 @@ def _train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
             def loss(m: nn.Module) -> torch.Tensor:
                 return m(pixel_values=x, labels=labels).loss
 
-        model = _prepare(model, device, train=True)
+        model = target.prepare(model, train=True)
         opt = torch.optim.AdamW(model.parameters(), lr=6e-5, weight_decay=0.01)
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)
-            with _autocast(device):
+            with target.autocast():
                 value = loss(model)
             value.backward()
             opt.step()
@@ -231,10 +236,11 @@ def _train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
 
 
 def _scaling_case(size: int) -> Case:
-    def build(impl: str, device: torch.device) -> Callable[[], Any] | None:
+    def build(impl: str, target: Target) -> Callable[[], Any] | None:
         from ..models.swin import SwinTransformer
 
-        return _inference(SwinTransformer(**TINY, drop_path_rate=0.0), torch.randn(1, 3, size, size, device=device), device)
+        x = torch.randn(1, 3, size, size, device=target.device)
+        return _inference(SwinTransformer(**TINY, drop_path_rate=0.0), x, target)
 
     return Case(1, build, ("swinseg",), size * size / 1e6)
 
@@ -290,9 +296,9 @@ def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
     return float(counter.get_total_flops()), per_op
 
 
-def _peak_memory(case: str, impl: str, device: str, options: list[str]) -> float | None:
+def _peak_memory(case: str, impl: str, target: Target) -> float | None:
     """Peak memory (MB) of one implementation of a case, in a fresh process."""
-    cmd = [sys.executable, "-m", "swinseg.tools.benchmark", "--_memory", case, impl, device, *options]
+    cmd = [sys.executable, "-m", "swinseg.tools.benchmark", case, impl, *target.argv()]
     out = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return float(out.stdout.strip().splitlines()[-1])
@@ -300,33 +306,33 @@ def _peak_memory(case: str, impl: str, device: str, options: list[str]) -> float
         return None
 
 
-def _measure_memory(case: str, impl: str, device: torch.device) -> float:
+def _measure_memory(case: str, impl: str, target: Target) -> float:
     """GPU: peak allocated memory; CPU: the process's peak resident memory (weights, Python and
     torch included)."""
-    fn = CASES[case]().build(impl, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    fn = CASES[case]().build(impl, target)
+    if target.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(target.device)
     for _ in range(2):
         fn()
-    _sync(device)
-    return peak_memory_mb(device)
+    _sync(target.device)
+    return peak_memory_mb(target.device)
 
 
 def run_cases(
-    names: list[str], device: torch.device, warmup: int = 2, rounds: int = 5, memory: bool = False, options: list[str] | None = None,
-    log: Callable[[str], None] = print,
+    names: list[str], target: Target, warmup: int = 2, rounds: int = 5, memory: bool = False, log: Callable[[str], None] = print
 ) -> list[Result]:
+    device = target.device
     results: list[Result] = []
     for name in names:
         case = CASES[name]()
         fns = {}
         for impl in case.impls:
-            fn = case.build(impl, device)
+            fn = case.build(impl, target)
             if fn is not None:
                 fns[impl] = fn
             else:
                 log(f"  {name}: {impl} is not installed, skipped")
-        flops = count_flops(fns["swinseg"])[0] if "swinseg" in fns and not Settings.compile else 0.0
+        flops = count_flops(fns["swinseg"])[0] if "swinseg" in fns and not target.compile else 0.0
         for fn in fns.values():
             for _ in range(warmup):
                 fn()
@@ -341,7 +347,7 @@ def run_cases(
                 per[impl].times.append(time.perf_counter() - start)
         if memory:
             for impl in fns:
-                per[impl].peak_memory_mb = _peak_memory(name, impl, str(device), options or [])
+                per[impl].peak_memory_mb = _peak_memory(name, impl, target)
         results += per.values()
         log(format_table(list(per.values()), None))
         del fns
@@ -381,7 +387,13 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def dataset_fps(
-    model: nn.Module, dataset: Any, images: int = 200, warmup: int = 5, log_interval: int = 50, log: Callable[[str], None] = print
+    model: nn.Module,
+    dataset: Any,
+    target: Target,
+    images: int = 200,
+    warmup: int = 5,
+    log_interval: int = 50,
+    log: Callable[[str], None] = print,
 ) -> float:
     """Images per second as MMSegmentation's ``tools/analysis_tools/benchmark.py`` measures them:
     validation images (cycled when fewer) through the test pipeline one by one, the first
@@ -389,7 +401,7 @@ def dataset_fps(
     size (inference, resize back, argmax), with the device synchronized around it."""
     from ..models.segmentor import upsampled_argmax
 
-    device = next(model.parameters()).device
+    device = target.device
     model.eval()
     elapsed = 0.0
     for i in range(images):
@@ -397,7 +409,7 @@ def dataset_fps(
         x = model.preprocess(image)
         _sync(device)
         start = time.perf_counter()
-        with torch.no_grad(), _autocast(device):
+        with torch.no_grad(), target.autocast():
             upsampled_argmax(model.inference(x)[0], image.shape[:2], model.decode_head.align_corners)
         _sync(device)
         if i >= warmup:
@@ -417,7 +429,6 @@ def write_json(path: str, results: list[Result], device: torch.device, peaks: di
 
 
 if __name__ == "__main__":  # the fresh process of _peak_memory
-    _, flag, case_name, impl_name, device_name, *rest = sys.argv
-    if "--bf16" in rest:
-        Settings.dtype = torch.bfloat16
-    print(_measure_memory(case_name, impl_name, torch.device(device_name)))
+    _, case_name, impl_name, device_name, *flags = sys.argv
+    fresh = Target(torch.device(device_name), torch.bfloat16 if "--bf16" in flags else None, "--compile" in flags)
+    print(_measure_memory(case_name, impl_name, fresh))
