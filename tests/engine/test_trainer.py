@@ -73,6 +73,7 @@ def test_checkpoints_logs_and_best(dataset, tmp_path):
     assert train[-1]["lr"] == pytest.approx(config["optimizer"]["lr"] * (1 - 5 / 5))  # iteration 7 of 8: the last, at eta_min
     val = [r for r in records if r["mode"] == "val"]
     assert [r["iter"] for r in val] == [4, 8] and val[-1]["mIoU"] == metrics["mIoU"]
+    assert {"aAcc", "mIoU", "mAcc"} <= val[-1].keys() and "table" not in val[-1] and "per_class" not in val[-1]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "config.yaml").is_file()
 
