@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvModule", "DecodeHead", "UPerHead", "FCNHead", "resize"]
+__all__ = ["AdaptiveAvgPool", "ConvModule", "DecodeHead", "UPerHead", "FCNHead", "resize"]
 
 
 def resize(x: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
@@ -22,6 +22,33 @@ def resize(x: Tensor, size: Sequence[int], align_corners: bool = False) -> Tenso
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)
+
+
+def pooling_matrix(bins: int, size: int, like: Tensor) -> Tensor:
+    """(bins, size) averaging weights of adaptive average pooling along one axis: bin ``i``
+    averages ``[floor(i * size / bins), ceil((i + 1) * size / bins))``."""
+    i = torch.arange(bins, device=like.device)
+    start, end = (i * size) // bins, ((i + 1) * size + bins - 1) // bins
+    j = torch.arange(size, device=like.device)
+    inside = ((j >= start[:, None]) & (j < end[:, None])).to(like.dtype)
+    return inside / inside.sum(1, keepdim=True)
+
+
+class AdaptiveAvgPool(nn.Module):
+    """``nn.AdaptiveAvgPool2d(bins)`` as two matrix products with the pooling weights of the
+    input's size: (B, C, H, W) -> (B, C, bins, bins). Unlike PyTorch's operator, it exports to
+    ONNX with dynamic height and width and compiles without a guard per size."""
+
+    def __init__(self, bins: int) -> None:
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, x: Tensor) -> Tensor:
+        H, W = x.shape[-2:]
+        return pooling_matrix(self.bins, H, x) @ x @ pooling_matrix(self.bins, W, x).T
+
+    def extra_repr(self) -> str:
+        return f"bins={self.bins}"
 
 
 class ConvModule(nn.Module):
@@ -99,7 +126,7 @@ class UPerHead(DecodeHead):
         if len(in_channels) != len(in_index):
             raise ValueError(f"UPerHead needs one in_channels entry per in_index, got {list(in_channels)} for {list(in_index)}")
         self.psp_modules = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(scale), ConvModule(in_channels[-1], channels, 1)) for scale in pool_scales
+            nn.Sequential(AdaptiveAvgPool(scale), ConvModule(in_channels[-1], channels, 1)) for scale in pool_scales
         )
         self.bottleneck = ConvModule(in_channels[-1] + len(pool_scales) * channels, channels, 3)
         self.lateral_convs = nn.ModuleList(ConvModule(c, channels, 1, inplace=False) for c in in_channels[:-1])

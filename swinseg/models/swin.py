@@ -197,20 +197,28 @@ class WindowAttention(nn.Module):
     def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
         """(B, num_windows, N, C) -> same shape, with :meth:`attention_mask`'s ``attn_mask``.
 
-        Attention runs as 4-D ``scaled_dot_product_attention`` (its fused kernels take 4-D inputs
-        and masks) on (windows, heads, N, head_dim) views of the qkv projection; a per-window
-        mask is applied one image at a time, so that it needs no copy per image.
+        Attention runs as 4-D ``scaled_dot_product_attention`` (its fused kernels and the ONNX
+        exporter take 4-D inputs and masks). Eager, on (windows, heads, N, head_dim) views of the
+        qkv projection, a per-window mask one image at a time so that it needs no copy per image;
+        under ``torch.compile``/export, on (B, windows x heads, N, head_dim) copies, so that the
+        mask broadcasts over the traced batch size with no Python loop over it.
         """
         B, nW, N, C = x.shape
         heads = self.num_heads
-        q, k, v = self.qkv(x).view(B * nW, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
         attn_mask = attn_mask.to(q.dtype)
         dropout = self.attn_drop if self.training else 0.0
-        images = [slice(None)] if attn_mask.shape[0] == 1 else [slice(i * nW, (i + 1) * nW) for i in range(B)]
-        x = torch.cat([
-            F.scaled_dot_product_attention(q[w], k[w], v[w], attn_mask=attn_mask, dropout_p=dropout, scale=self.scale).transpose(1, 2)
-            for w in images
-        ])
+
+        def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
+
+        if torch.compiler.is_compiling():
+            mask = attn_mask.expand(nW, -1, -1, -1).reshape(1, nW * heads, N, N)
+            x = attend(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), mask).view(B, nW, heads, N, -1).transpose(2, 3)
+        elif attn_mask.shape[0] == 1:
+            x = attend(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask).transpose(1, 2)
+        else:
+            x = torch.stack([attend(q[b], k[b], v[b], attn_mask).transpose(1, 2) for b in range(B)])
         return self.proj_drop(self.proj(x.reshape(B, nW, N, C)))
 
 
@@ -260,7 +268,7 @@ class SwinBlock(nn.Module):
         of one image at a time (contiguous slices)."""
         B, nW, N, _ = windows.shape
         per = max(CHUNK_TOKENS // N, 1)
-        if B * nW <= per or not self._chunked(windows):
+        if not self._chunked(windows) or B * nW <= per:
             return self.attn(windows, attn_mask)
         out = torch.empty_like(windows)
         for b in range(B):
@@ -271,7 +279,7 @@ class SwinBlock(nn.Module):
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
         _, H, W, _ = x.shape
-        if H % window or W % window:
+        if torch.compiler.is_compiling() or H % window or W % window:  # no branch on a traced size
             x = F.pad(x, (0, 0, 0, -W % window, 0, -H % window))
         Hp, Wp = x.shape[1:3]
         if shift:
