@@ -17,7 +17,6 @@ Weight layout (the native one; converters in :mod:`swinseg.checkpoint` map the o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,6 +79,11 @@ def shift_window_mask(height: int, width: int, window: int, shift: int, device: 
     return torch.zeros(different.shape, device=device).masked_fill_(different, -100.0)
 
 
+def padded(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``; written so that traced sizes simplify."""
+    return (size + multiple - 1) // multiple * multiple
+
+
 def window_partition(x: Tensor, window: int) -> Tensor:
     """(B, H, W, C) with H, W multiples of ``window`` -> (B, num_windows, window^2, C)."""
     B, H, W, C = x.shape
@@ -110,7 +114,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         p = self.patch_size
         H, W = x.shape[-2:]
-        x = F.pad(x, (0, -W % p, 0, -H % p))
+        x = F.pad(x, (0, padded(W, p) - W, 0, padded(H, p) - H))
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
@@ -128,8 +132,8 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         B, H, W, C = x.shape
-        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
         H2, W2 = (H + 1) // 2, (W + 1) // 2
+        x = F.pad(x, (0, 0, 0, 2 * W2 - W, 0, 2 * H2 - H))
         x = x.view(B, H2, 2, W2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H2, W2, 4 * C)
         return self.reduction(self.norm(x))
 
@@ -279,9 +283,9 @@ class SwinBlock(nn.Module):
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
         _, H, W, _ = x.shape
-        if torch.compiler.is_compiling() or H % window or W % window:  # no branch on a traced size
-            x = F.pad(x, (0, 0, 0, -W % window, 0, -H % window))
-        Hp, Wp = x.shape[1:3]
+        Hp, Wp = padded(H, window), padded(W, window)
+        if torch.compiler.is_compiling() or (Hp, Wp) != (H, W):  # no branch on a traced size
+            x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
         if shift:
             x = torch.roll(x, (-shift, -shift), dims=(1, 2))
         attn_mask = self.attn.attention_mask(window, mask)
@@ -341,7 +345,7 @@ class SwinStage(nn.Module):
         window, shift = self.window_and_shift(H, W)
         mask = None
         if shift and len(self.blocks) > 1:
-            mask = shift_window_mask(math.ceil(H / window) * window, math.ceil(W / window) * window, window, shift, x.device)
+            mask = shift_window_mask(padded(H, window), padded(W, window), window, shift, x.device)
         for i, block in enumerate(self.blocks):
             args = (window, shift, mask) if i % 2 else (window, 0, None)
             if self.with_cp and x.requires_grad:
