@@ -90,11 +90,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     Trainer(config, work_dir, resume=args.resume, device=args.device).train()
 
 
-def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device) -> tuple:
-    """``(config, segmentor on device in eval mode, load report or None, validation dataset)``."""
+def _config_model(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device) -> tuple:
+    """``(config, segmentor on device in eval mode, load report or None)``."""
     from .checkpoint import load_checkpoint
     from .configs import load_config
-    from .data.dataset import build_dataset
     from .engine.distributed import rank_zero_first
     from .engine.trainer import build_segmentor
 
@@ -104,7 +103,14 @@ def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpo
     if checkpoint:
         with rank_zero_first():
             report = load_checkpoint(model, checkpoint)
-    model.to(device).eval()
+    return config, model.to(device).eval(), report
+
+
+def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device) -> tuple:
+    """``(config, segmentor on device in eval mode, load report or None, validation dataset)``."""
+    from .data.dataset import build_dataset
+
+    config, model, report = _config_model(config_name, overrides, checkpoint, device)
     return config, model, report, build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
 
 
@@ -314,6 +320,49 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"converted {args.src} ({fmt} layout) -> {dest} ({args.to} layout)")
 
 
+def _load_for_export(model: str, checkpoint: str | None, overrides: list[str] | None) -> torch.nn.Module:
+    """A config (shipped name or YAML file) with ``checkpoint``, or a registered model / checkpoint
+    file as :func:`create_model` reads it."""
+    from .configs import find_config
+
+    is_config = model.endswith((".yaml", ".yml"))
+    if not is_config and not Path(model).exists():
+        try:
+            find_config(model)
+            is_config = True
+        except FileNotFoundError:
+            pass
+    if is_config:
+        if not checkpoint:
+            raise ValueError(f"exporting config {model} needs a CHECKPOINT with its trained weights")
+        return _config_model(model, overrides, checkpoint, torch.device("cpu"))[1]
+    from .models.factory import create_model
+
+    return create_model(model, pretrained=False if Path(model).exists() else (checkpoint or True)).eval()
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .models.segmentor import EncoderDecoder
+    from .tools.export import compare_onnx, export_onnx
+
+    model = _load_for_export(args.model, args.checkpoint, args.set)
+    kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
+    start = time.perf_counter()
+    ranges = export_onnx(model, args.onnx, side=args.size, opset=args.opset)
+    (h_lo, h_hi), (w_lo, w_hi) = ranges["height"], ranges["width"]
+    print(f"exported the {kind} to {args.onnx} in {time.perf_counter() - start:.0f} s (opset {args.opset}): input 'images' "
+          f"(batch, 3, height, width) RGB 0..255, output 'logits'; height {h_lo}..{h_hi}, width {w_lo}..{w_hi}")
+    if args.no_check:
+        return
+    shapes = [(1, h_hi, w_lo), (2, h_lo, w_hi)] if h_hi - h_lo < 256 else [(1, 301, 397), (2, 160, 241)]
+    diffs = compare_onnx(args.onnx, model, shapes)
+    worst = max(diffs)
+    report = ", ".join(f"{b}x{h}x{w}: {d:.1e}" for (b, h, w), d in zip(shapes, diffs, strict=True))
+    if worst > args.tolerance:
+        raise ValueError(f"{args.onnx} disagrees with PyTorch: max |logits difference| {report} (tolerance {args.tolerance})")
+    print(f"onnxruntime matches PyTorch, max |logits difference| {report}")
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from .models.zoo import get_spec, list_models
 
@@ -450,6 +499,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="destination file (.safetensors or .pth)")
     p.add_argument("--to", choices=FORMATS, default="native", help="target layout (default: native)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "export",
+        help="export a segmentor or classifier to ONNX with dynamic batch, height and width",
+        description="Export to ONNX (opset >= 17) and check it with onnxruntime against PyTorch at two other sizes. "
+        "The graph takes RGB images in 0..255, (batch, 3, height, width) float32, normalizes them and returns "
+        "logits: a segmentor's whole-image (batch, classes, height, width), a classifier's (batch, classes).",
+    )
+    p.add_argument("model", metavar="CONFIG_OR_MODEL", help="config (name or YAML), registered model name or checkpoint file")
+    p.add_argument("checkpoint", nargs="?", help="weights for a config or a registered name (path or URL)")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
+    p.add_argument("--size", type=int, help="classifier: the image side it is exported for (default: its pretraining size)")
+    p.add_argument("--opset", type=int, default=18, choices=range(17, 24), metavar="17..23", help="ONNX opset (default 18)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max |logits difference| accepted by the check (default 1e-4)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    _add_set(p, "config overrides")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the registered models and their weights")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'swin_base*'")

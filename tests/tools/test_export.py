@@ -1,0 +1,91 @@
+"""ONNX export with dynamic batch, height and width, checked with onnxruntime."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import swinseg
+from swinseg import SwinTransformer
+from swinseg.cli import main
+from swinseg.models.segmentor import EncoderDecoder
+from swinseg.tools.export import Deployable, compare_onnx, export_onnx, size_range, trace_side
+
+from ..helpers import randomize_
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+SMALL = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
+
+
+def _input_dims(path):
+    model = onnx.load(str(path))
+    (images,) = model.graph.input
+    return [d.dim_param or d.dim_value for d in images.type.tensor_type.shape.dim], model.opset_import[0].version
+
+
+def test_segmentor_exports_with_dynamic_sizes_and_matches_pytorch(tmp_path, capsys):
+    model = randomize_(EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=dict(channels=8, num_classes=5)))
+    ckpt = swinseg.save_checkpoint(model.eval(), tmp_path / "seg.safetensors")
+    out = tmp_path / "seg.onnx"
+    assert main(["export", str(ckpt), "--onnx", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "height 1..8192, width 1..8192" in printed and "onnxruntime matches PyTorch" in printed
+    dims, opset = _input_dims(out)
+    assert opset >= 17 and dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
+    side = trace_side(model)
+    # sizes the trace never saw: odd, tiny, non-square, smaller than one window, several images
+    shapes = [(1, 5, 7), (3, 173, 301), (1, 1, 1), (2, 97, 64)]
+    assert side not in {s for _, h, w in shapes for s in (h, w)}
+    assert max(compare_onnx(out, model, shapes)) < 1e-4
+
+
+def test_classifier_exports_for_its_window_range(tmp_path):
+    model = randomize_(SwinTransformer(**SMALL, num_classes=7)).eval()
+    out = tmp_path / "cls.onnx"
+    ranges = export_onnx(model, out)
+    assert ranges == {"height": (193, 224), "width": (193, 224)}
+    dims, _ = _input_dims(out)
+    assert all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
+    assert max(compare_onnx(out, model, [(1, 193, 211), (3, 224, 200)])) < 1e-4
+
+
+def test_size_range_follows_the_window_rule():
+    # Swin-T, window 7, patch 4: stage i attends over its whole map while ceil(side / (4 * 2^i)) <= 7
+    tiny = SwinTransformer(num_classes=10)
+    assert size_range(tiny, 224) == (193, 224)  # last stage exactly 7 x 7
+    assert size_range(tiny, 256) == (225, 8192)  # every stage partitions
+    assert size_range(tiny, 100) == (97, 112)  # stage 2 at 7, stage 3 at 4
+    base384 = SwinTransformer(window_size=12, embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), num_classes=10)
+    assert size_range(base384, 384) == (353, 384)
+    assert size_range(SwinTransformer(), 512) == (1, 8192)  # a backbone partitions at every size
+    for side in (224, 100):
+        low, high = size_range(tiny, side)
+        stages = [lambda s, i=i: tiny.stages[i].window_and_shift(*(2 * [-(-s // (4 * 2**i))])) for i in range(4)]
+        assert [f(low - 1) for f in stages] != [f(low) for f in stages]
+        assert [f(high + 1) for f in stages] != [f(high) for f in stages]
+
+
+def test_deployable_normalizes_like_the_model():
+    model = randomize_(EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=None)).eval()
+    rgb = np.random.default_rng(0).integers(0, 256, (45, 61, 3)).astype(np.uint8)
+    images = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        expected = model.encode_decode(model.preprocess(rgb, scale=1.0))
+        assert torch.allclose(Deployable(model)(images), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="segmentor or a classifier"):
+        Deployable(SwinTransformer(**SMALL))
+
+
+def test_export_errors_are_clear(tmp_path, capsys, monkeypatch):
+    assert main(["export", "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", "--onnx", str(tmp_path / "m.onnx")]) == 1
+    assert "needs a CHECKPOINT" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ImportError, match=r"pip install 'swinseg\[export\]'"):
+        export_onnx(SwinTransformer(**SMALL, num_classes=3), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
