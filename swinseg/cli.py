@@ -19,7 +19,7 @@ def _load_classifier(name: str, checkpoint: str | None) -> torch.nn.Module:
 
     model = create_model(name, pretrained=checkpoint or False)
     if getattr(model, "num_classes", 0) <= 0:
-        raise SystemExit(f"error: {name} is a backbone without a classification head")
+        raise ValueError(f"{name} is a backbone without a classification head")
     return model.eval()
 
 
@@ -523,15 +523,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EXPECTED = (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError, FloatingPointError)
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of ``error``; for one re-raised from a DataLoader worker, its original last line."""
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    if "Original Traceback" in message:
+        last = message.strip().splitlines()[-1]
+        message = last.split(": ", 1)[1] if ": " in last else last
+    if not isinstance(error, _EXPECTED):
+        message = f"{type(error).__name__}: {message} (set SWINSEG_DEBUG=1 for the traceback)"
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand; errors print one line (the traceback with ``SWINSEG_DEBUG=1``) and return 1."""
+    import os
+
     args = build_parser().parse_args(argv)
     if getattr(args, "checkpoint", None) == "true":
         args.checkpoint = True
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, ConnectionError, RuntimeError, ImportError, FloatingPointError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("SWINSEG_DEBUG"):
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
     return 0
 

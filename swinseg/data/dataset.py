@@ -22,20 +22,27 @@ __all__ = ["SegDataset", "read_label", "reduce_zero_label", "build_dataset", "Tr
 
 
 def read_label(path: str | os.PathLike) -> np.ndarray:
-    """A label map file as an (H, W) integer array of the stored values (8 or 16 bit, one channel)."""
+    """A label map file as an (H, W) integer array of its stored values, read with Pillow as
+    MMSegmentation's ``LoadAnnotations`` does: gray 8/16-bit PNGs give their values, palette
+    PNGs their palette indices (VOC-style annotations), with no EXIF rotation."""
+    from PIL import Image, UnidentifiedImageError
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation {path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    label = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if label is None:
-        raise ValueError(f"cannot decode annotation {path} (empty, corrupt or not an image file)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"annotation {path} is empty")
+    try:
+        with Image.open(path) as img:
+            label = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"cannot decode annotation {path} (corrupt, truncated or not an image file: {e})") from None
     if label.ndim == 3:
         raise ValueError(
             f"annotation {path} has {label.shape[2]} channels: labels must be single-channel class ids "
-            f"(a colour-coded or palette PNG must be converted to class ids first)"
+            f"(gray or palette PNG); convert colour-coded labels to class ids first"
         )
-    return label
+    return label.astype(np.uint8) if label.dtype == bool else label
 
 
 def reduce_zero_label(label: np.ndarray, ignore_index: int = 255) -> np.ndarray:

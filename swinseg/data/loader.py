@@ -51,27 +51,40 @@ class InfiniteSampler(Sampler):
 
 class TrainSet(Dataset):
     """A dataset through the training pipeline, keyed by ``(index, position)``; the random state of
-    each sample is seeded by ``(seed, position)``."""
+    each sample is seeded by ``(seed, position)``.
 
-    def __init__(self, dataset: SegDataset, pipeline: TrainPipeline, seed: int = 0) -> None:
-        self.dataset, self.pipeline, self.seed = dataset, pipeline, seed
+    A sample that cannot be read is an error naming its file, or with ``skip_bad`` replaced by
+    the next readable one; each item carries the errors of the samples it skipped.
+    """
+
+    def __init__(self, dataset: SegDataset, pipeline: TrainPipeline, seed: int = 0, skip_bad: bool = False) -> None:
+        self.dataset, self.pipeline, self.seed, self.skip_bad = dataset, pipeline, seed, skip_bad
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor, list[str]]:
         index, position = key
-        image, label = self.dataset[index]
-        return self.pipeline(image, label, np.random.default_rng([self.seed, position]))
+        skipped: list[str] = []
+        for offset in range(len(self.dataset)):
+            try:
+                image, label = self.dataset[(index + offset) % len(self.dataset)]
+            except (ValueError, OSError) as e:
+                if not self.skip_bad:
+                    raise
+                skipped.append(str(e))
+                continue
+            return (*self.pipeline(image, label, np.random.default_rng([self.seed, position])), skipped)
+        raise ValueError(f"every one of the {len(self.dataset)} training samples is unreadable, e.g. {skipped[0]}")
 
 
 class _Collate:
     def __init__(self, size: Sequence[int], pad_val: float, seg_pad_val: int) -> None:
         self.size, self.pad_val, self.seg_pad_val = size, pad_val, seg_pad_val
 
-    def __call__(self, batch: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        inputs, labels = zip(*batch, strict=True)
-        return pad_batch(inputs, labels, self.size, self.pad_val, self.seg_pad_val)
+    def __call__(self, batch: list[tuple[Tensor, Tensor, list[str]]]) -> tuple[Tensor, Tensor, list[str]]:
+        inputs, labels, skipped = zip(*batch, strict=True)
+        return (*pad_batch(inputs, labels, self.size, self.pad_val, self.seg_pad_val), [e for errors in skipped for e in errors])
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -93,7 +106,8 @@ def build_train_loader(
     world_size: int = 1,
     start: int = 0,
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Endless batches of padded ``(inputs (B, 3, H, W), labels (B, H, W))`` for process ``rank``,
+    """Endless batches of padded ``(inputs (B, 3, H, W), labels (B, H, W), skipped)`` for process ``rank``
+    (``skipped``: the errors of unreadable samples replaced in the batch),
     beginning after its first ``start`` samples. Workers get distinct seeds derived from the
     seed and the rank."""
     sampler = InfiniteSampler(len(train_set), train_set.seed, rank, world_size, start)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..checkpoint.loading import NATIVE_FORMAT
@@ -74,6 +76,7 @@ class Trainer:
         self.model.dataset_meta = self.train_set.dataset_meta
         self.schedule = WarmupPolyLR(**config["schedule"])
         self.iteration = 0
+        self.skipped_samples = 0
         resume_path = self._resume_path(resume)
         if config["pretrained"] and resume_path is None:
             with rank_zero_first():
@@ -99,7 +102,7 @@ class Trainer:
         )
         pre = self.model.data_preprocessor
         self.batches = build_train_loader(
-            TrainSet(self.train_set, pipeline, train_cfg["seed"]),
+            TrainSet(self.train_set, pipeline, train_cfg["seed"], data_cfg["skip_bad_samples"]),
             data_cfg["batch_size"],
             pre["size"],
             pre["pad_val"],
@@ -167,7 +170,11 @@ class Trainer:
         totals: dict[str, float] = {}
         net = self.ddp or self.model
         for micro in range(accumulate):
-            inputs, labels = (t.to(self.device, non_blocking=True) for t in next(self.batches))
+            inputs, labels, skipped = next(self.batches)
+            inputs, labels = inputs.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            for error in skipped:
+                tqdm.write(f"warning: skipped a bad training sample: {error}", file=sys.stderr)
+            self.skipped_samples += len(skipped)
             sync = contextlib.nullcontext() if self.ddp is None or micro == accumulate - 1 else self.ddp.no_sync()
             with sync:
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
@@ -229,6 +236,8 @@ class Trainer:
                         self.best.update(it, last_metrics, self._state(full=False))
         finally:
             logger.close()
+            if self.skipped_samples:
+                print(f"warning: {self.skipped_samples} bad training sample(s) were skipped (rank {self.rank})", file=sys.stderr)
         return last_metrics
 
     def _checkpoint(self, iteration: int, keep: int) -> None:

@@ -150,6 +150,10 @@ class EncoderDecoder(nn.Module):
         stride: Sequence[int] | None = None,
     ) -> Tensor:
         """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits, by ``test_cfg`` unless given."""
+        if inputs.ndim != 4 or inputs.shape[1] != 3 or inputs.numel() == 0:
+            raise ValueError(f"inputs must be normalized (B, 3, H, W) images, got shape {tuple(inputs.shape)}")
+        if not torch.isfinite(inputs).all():
+            raise ValueError("inputs contain NaN or Inf values")
         mode = mode or self.test_cfg["mode"]
         if mode == "whole":
             return self.encode_decode(inputs)

@@ -523,6 +523,9 @@ class SwinTransformer(nn.Module):
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """Image (B, C, H, W) -> every stage's output, (B, H_i, W_i, C_i) with H_i = ceil(H / (4 * 2^i))."""
+        channels = self.patch_embed.proj.in_channels
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise ValueError(f"expected images of shape (B, {channels}, H, W), got {tuple(x.shape)}")
         x = self.patch_embed(x)
         if self.absolute_pos_embed is not None:
             x = self._add_pos_embed(x)

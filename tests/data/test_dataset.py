@@ -114,5 +114,5 @@ def test_loader_batches_do_not_depend_on_workers(tmp_path):
     a = build_train_loader(train_set, 2, (32, 32), num_workers=0)
     b = build_train_loader(train_set, 2, (32, 32), num_workers=2)
     for _ in range(3):
-        (xa, ya), (xb, yb) = next(a), next(b)
+        (xa, ya, _), (xb, yb, _) = next(a), next(b)
         assert xa.shape == (2, 3, 32, 32) and torch.equal(xa, xb) and torch.equal(ya, yb)
