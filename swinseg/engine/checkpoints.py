@@ -71,7 +71,10 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
 
 
 def prune(work_dir: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` ``iter_<N>.pth`` files (``keep < 0``: keep all)."""
+    """Delete all but the newest ``keep`` ``iter_<N>.pth`` files (``keep < 0``: keep all), and the
+    partial files of writes that a killed run left behind."""
+    for partial in work_dir.glob(".*.pth.tmp"):
+        partial.unlink(missing_ok=True)
     if keep < 0:
         return
     found = sorted((int(m.group(1)), p) for p in work_dir.glob("iter_*.pth") if (m := _ITER.match(p.name)))

@@ -27,7 +27,7 @@ from ..models.segmentor import EncoderDecoder
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
 from .evaluate import evaluate
-from .logger import TrainLogger
+from .logger import TrainLogger, read_scalars
 from .metrics import IoUMetric
 from .optim import WarmupPolyLR, build_optimizer
 
@@ -218,6 +218,8 @@ class Trainer:
         )
         last_metrics = None
         try:
+            if self.iteration and self._validation_due(self.iteration) and not self._validated(self.iteration):
+                last_metrics = self._validate_and_keep_best(self.iteration, logger)  # a kill interrupted it
             while self.iteration < max_iters:
                 start = time.perf_counter()
                 values = self.train_step()
@@ -228,17 +230,31 @@ class Trainer:
                     logger.log(it, self.device)
                 if (cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters:
                     self._checkpoint(it, cfg["max_keep_ckpts"])
-                if (cfg["val_interval"] and it % cfg["val_interval"] == 0) or it == max_iters:
-                    metric = self.validate()
-                    last_metrics = metric.compute()
-                    logger.log_val(it, last_metrics, metric.table(last_metrics))
-                    if self.rank == 0:
-                        self.best.update(it, last_metrics, self._state(full=False))
+                if self._validation_due(it):
+                    last_metrics = self._validate_and_keep_best(it, logger)
         finally:
             logger.close()
             if self.skipped_samples:
                 print(f"warning: {self.skipped_samples} bad training sample(s) were skipped (rank {self.rank})", file=sys.stderr)
         return last_metrics
+
+    def _validation_due(self, iteration: int) -> bool:
+        interval = self.config["train"]["val_interval"]
+        return bool(interval and iteration % interval == 0) or iteration == self.schedule.max_iters
+
+    def _validated(self, iteration: int) -> bool:
+        scalars = self.work_dir / "scalars.jsonl"
+        return scalars.is_file() and any(r.get("mode") == "val" and r.get("iter") == iteration for r in read_scalars(scalars))
+
+    def _validate_and_keep_best(self, iteration: int, logger: TrainLogger) -> dict[str, Any]:
+        """Validate, keep the best model, then log (so that a run killed before the log line
+        validates again when resumed)."""
+        metric = self.validate()
+        metrics = metric.compute()
+        if self.rank == 0:
+            self.best.update(iteration, metrics, self._state(full=False))
+        logger.log_val(iteration, metrics, metric.table(metrics))
+        return metrics
 
     def _checkpoint(self, iteration: int, keep: int) -> None:
         state = self._state()
