@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import tempfile
@@ -85,12 +86,15 @@ def download(url: str, sha256: str | None = None, directory: Path | None = None,
                 ) from None
             with response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(chunk)
-                        bar.update(len(chunk))
+                try:
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
+                        for chunk in iter(lambda: response.read(_CHUNK), b""):
+                            out.write(chunk)
+                            bar.update(len(chunk))
+                except (OSError, http.client.HTTPException) as e:
+                    raise ConnectionError(f"download of {url} was interrupted after {out.tell()} bytes ({e!r}); nothing was cached, try again") from None
                 if total is not None and out.tell() != total:
-                    raise ConnectionError(f"download of {url} stopped after {out.tell()} of {total} bytes; try again")
+                    raise ConnectionError(f"download of {url} stopped after {out.tell()} of {total} bytes; nothing was cached, try again")
         if expected:
             _check_hash(tmp, expected, url)
         os.replace(tmp, target)

@@ -74,8 +74,8 @@ def _merge_checked(base: dict[str, Any], data: dict[str, Any], path: Path) -> di
     model = _deep_update(base.get("model") or {}, data.pop("model", None) or {})
     try:
         merged = merge_config(base, data)
-    except KeyError as e:
-        raise KeyError(f"{path}: {e.args[0]}") from None
+    except (KeyError, TypeError) as e:
+        raise type(e)(f"{path}: {e.args[0]}") from None
     merged["model"] = model
     return merged
 

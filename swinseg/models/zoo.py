@@ -78,8 +78,36 @@ def merge_config(base: dict[str, Any], overrides: dict[str, Any], path: str = ""
         if isinstance(value, dict) and isinstance(out[key], dict):
             out[key] = merge_config(out[key], value, f"{path}{key}.")
         else:
+            _check_type(path + key, out[key], value)
             out[key] = copy.deepcopy(value)
     return out
+
+
+# Keys whose integer default may also be given as an (H, W) pair.
+_INT_OR_PAIR = ("pretrain_img_size",)
+
+
+def _check_type(key: str, default: Any, value: Any) -> None:
+    """``value`` must have the type of the ``default`` it replaces (an int where a float is
+    expected). None (automatic or off) and anything replacing a default of None pass."""
+    if default is None or value is None:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if key.rsplit(".", 1)[-1] in _INT_OR_PAIR:
+            ok = ok or (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value))
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        expected = {bool: "true or false", int: "an integer", float: "a number", str: "text", list: "a list", tuple: "a list", dict: "a section"}
+        raise TypeError(f"config key {key!r} must be {expected.get(type(default), type(default).__name__)} "
+                        f"(like its default {default!r}), got {value!r}")
 
 
 # Widths and depths of the Swin sizes, as in the paper.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import socket
+import threading
 
 import pytest
 import torch
@@ -90,3 +92,36 @@ def test_registered_models_point_at_official_releases():
         url = zoo.get_spec(name).url
         assert url.startswith("https://github.com/SwinTransformer/storage/releases/download/v1.0.")
         assert url.rsplit("/", 1)[1].startswith(name.removesuffix("_22k"))
+
+
+class _CuttingHandler(http.server.BaseHTTPRequestHandler):
+    """Announces the whole file, sends the first half, then drops the connection."""
+
+    payload = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload[: len(self.payload) // 2])
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_a_connection_cut_mid_file_leaves_nothing_in_the_cache(swinseg_home, tmp_path, hashed):
+    path, digest = _publish(tmp_path, SwinTransformer(**SMALL))
+    handler = type("Handler", (_CuttingHandler,), {"payload": path.read_bytes()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = path.name if hashed else "plain.pth"
+    try:
+        with pytest.raises(ConnectionError, match=f"{name} .*nothing was cached, try again"):
+            download(f"http://127.0.0.1:{server.server_address[1]}/{name}", progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not any(cache_dir().iterdir())  # no partial file, nothing a later run would use

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swinseg.configs import dump_config, list_configs, load_config, parse_overrides
+from swinseg.configs import CONFIG_DIR, dump_config, list_configs, load_config, parse_overrides
 from swinseg.models.zoo import list_models
 from swinseg.engine.trainer import build_segmentor
 
@@ -46,6 +46,29 @@ def test_overrides_types_and_unknown_keys():
         parse_overrides(["train.amp"])
     with pytest.raises(FileNotFoundError, match="did you mean swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"):
         load_config("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k")
+
+
+def test_wrong_types_name_the_key_and_the_expected_type(tmp_path):
+    name = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
+    for override, message in (
+        ("schedule.max_iters=abc", r"'schedule.max_iters' must be an integer \(like its default 160000\), got 'abc'"),
+        ("data.batch_size=2.5", "'data.batch_size' must be an integer"),
+        ("model.backbone.depths=3", r"'model.backbone.depths' must be a list"),
+        ("train.amp=[1]", None),  # amp defaults to null: anything goes here, the trainer checks it
+        ("model.backbone.with_cp=1", "'model.backbone.with_cp' must be true or false"),
+        ("optimizer.lr=abc", "'optimizer.lr' must be a number"),
+    ):
+        if message is None:
+            load_config(name, [override])
+            continue
+        with pytest.raises(TypeError, match=message):
+            load_config(name, [override])
+    c = load_config(name, ["optimizer.lr=1", "model.backbone.pretrain_img_size=[384, 384]", "model.auxiliary_head=null"])
+    assert c["optimizer"]["lr"] == 1 and c["model"]["backbone"]["pretrain_img_size"] == [384, 384]
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"_base_: {CONFIG_DIR / (name + '.yaml')}\nschedule: {{warmup_iters: many}}\n")
+    with pytest.raises(TypeError, match=f"{path}: config key 'schedule.warmup_iters' must be an integer"):
+        load_config(path)
 
 
 def test_user_config_file_inherits_and_round_trips(tmp_path):
