@@ -25,8 +25,9 @@ __all__ = [
 
 
 def scale_size(width: int, height: int, factor: float) -> tuple[int, int]:
-    """``(width, height)`` scaled by ``factor`` and rounded half up, as mmcv does."""
-    return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
+    """``(width, height)`` scaled by ``factor`` and rounded half up, as mmcv does; at least 1
+    (where mmcv would hand OpenCV an empty size for a very elongated image)."""
+    return max(int(width * float(factor) + 0.5), 1), max(int(height * float(factor) + 0.5), 1)
 
 
 def rescale_size(width: int, height: int, scale: float | Sequence[int]) -> tuple[int, int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swinseg.data.transforms import (
     imrescale,
@@ -155,3 +157,35 @@ def test_pad_batch_pads_images_with_zero_and_labels_with_255():
     assert images.shape == (2, 3, 6, 5) and targets.shape == (2, 6, 5)
     assert images[0, :, :3, :5].eq(1).all() and images[0, :, 3:].eq(0).all() and images[1, :, :, 2:].eq(0).all()
     assert targets[0, :3, :5].eq(0).all() and targets[0, 3:].eq(255).all() and targets[1, :, 2:].eq(255).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 700),
+    w=st.integers(1, 700),
+    scale=st.tuples(st.integers(16, 1024), st.integers(16, 1024)),
+    ratio=st.tuples(st.floats(0.25, 1.0), st.floats(1.0, 2.5)),
+    crop=st.tuples(st.integers(1, 300), st.integers(1, 300)),
+    cat_max_ratio=st.floats(0.1, 1.0),
+    flip_prob=st.floats(0.0, 1.0),
+    photometric=st.booleans(),
+    batch=st.integers(1, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fuzzed_training_pipeline_gives_finite_padded_batches(h, w, scale, ratio, crop, cat_max_ratio, flip_prob, photometric, batch, seed):
+    from swinseg.data.dataset import TrainPipeline
+
+    pipeline = TrainPipeline(scale=scale, ratio_range=ratio, crop_size=crop, cat_max_ratio=cat_max_ratio,
+                             flip_prob=flip_prob, photometric_distortion=photometric)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(batch):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        label = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(h, w))
+        x, y = pipeline(image, label, rng)
+        assert x.ndim == 3 and x.shape[0] == 3 and x.shape[1:] == y.shape
+        assert x.shape[1] <= crop[0] and x.shape[2] <= crop[1] and min(x.shape[1:]) >= 1
+        assert torch.isfinite(x).all() and set(y.unique().tolist()) <= {0, 1, 2, 255}
+        samples.append((x, y))
+    inputs, labels = pad_batch(*zip(*samples), crop)
+    assert inputs.shape == (batch, 3, *crop) and labels.shape == (batch, *crop)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import swinseg
 from swinseg.models.segmentor import EncoderDecoder, seg_accuracy, seg_cross_entropy, upsampled_argmax
@@ -152,6 +154,33 @@ def test_predict_returns_the_original_size(size):
     (labels,) = model.predict(image)
     assert labels.shape == size and labels.dtype == torch.int64
     assert 0 <= labels.min() and labels.max() < 5
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    h=st.integers(1, 700),
+    w=st.integers(1, 700),
+    batch=st.integers(1, 3),
+    window=st.integers(2, 12),
+    slide=st.booleans(),
+    crop=st.integers(96, 384),
+    stride_ratio=st.floats(0.5, 1.0),
+    scale=st.sampled_from([None, 0.25, [256, 128]]),
+)
+def test_fuzzed_predict_gives_labels_at_the_original_size(h, w, batch, window, slide, crop, stride_ratio, scale):
+    model = EncoderDecoder(
+        backbone=dict(embed_dims=8, depths=[2, 2, 2, 2], num_heads=[1, 1, 2, 2], window_size=window),
+        decode_head=dict(channels=8, num_classes=4), auxiliary_head=None,
+        test_cfg=dict(mode="slide" if slide else "whole", crop_size=[crop, crop], stride=[max(int(crop * stride_ratio), 1)] * 2),
+        test_pipeline=dict(scale=scale if scale is not None else [2048, 512]),
+    ).eval()
+    rng = np.random.default_rng(h * 1000 + w)
+    images = [rng.integers(0, 256, (h + i, w, 3), dtype=np.uint8) for i in range(batch)]
+    logits = model.predict_logits(images[0])
+    assert logits.shape == (4, h, w) and torch.isfinite(logits).all()
+    for image, labels in zip(images, model.predict(images, batch_size=batch), strict=True):
+        assert labels.shape == image.shape[:2] and labels.dtype == torch.int64
+        assert 0 <= labels.min() and labels.max() < 4
 
 
 def test_predict_takes_paths_arrays_and_tensors(tmp_path):

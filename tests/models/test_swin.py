@@ -134,8 +134,8 @@ def test_bad_arguments_are_named(kwargs, message):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    h=st.integers(1, 300),
-    w=st.integers(1, 300),
+    h=st.integers(1, 700),
+    w=st.integers(1, 700),
     batch=st.integers(1, 3),
     window=st.integers(1, 9),
     classifier=st.booleans(),
