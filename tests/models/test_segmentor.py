@@ -260,3 +260,15 @@ def test_batched_predict_equals_one_by_one():
     batched = model.predict(images, batch_size=3)
     single = [model.predict(image)[0] for image in images]
     assert all(torch.equal(a, b) for a, b in zip(batched, single, strict=True))
+
+
+def test_tensor_api_names_bad_shapes_and_values():
+    model = small_model()
+    with pytest.raises(ValueError, match="inputs contain NaN or Inf"):
+        model.inference(torch.full((1, 3, 32, 32), float("nan")))
+    with pytest.raises(ValueError, match=r"normalized \(B, 3, H, W\) images, got shape \(3, 32, 32\)"):
+        model.inference(torch.zeros(3, 32, 32))
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 3, H, W\), got \(2, 4, 8, 8\)"):
+        model.backbone(torch.zeros(2, 4, 8, 8))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        swinseg.inference(model, torch.full((3, 8, 8), float("inf")))
