@@ -25,7 +25,7 @@ def _run(root, work, batch_size):
     try:
         trainer = Trainer(tiny_train_config(root, f"data.batch_size={batch_size}", *NO_DROPOUT), work, device="cpu", progress=False)
         batches = trainer.batches
-        trainer.batches = ((x.double(), y) for x, y in batches)
+        trainer.batches = ((x.double(), y, skipped) for x, y, skipped in batches)
         values = trainer.train_step()
     finally:
         torch.set_default_dtype(torch.float32)
