@@ -18,22 +18,78 @@ from ..data.transforms import imrescale, to_input
 from .heads import FCNHead, UPerHead, resize
 from .swin import SwinTransformer
 
-__all__ = ["EncoderDecoder", "inference", "seg_cross_entropy", "seg_accuracy", "upsampled_argmax"]
+__all__ = ["EncoderDecoder", "inference", "resized_rows", "seg_cross_entropy", "upsampled_argmax"]
 
 
-def seg_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
-    """Pixel-wise cross-entropy averaged over ALL pixels, ignored ones counting as zero loss
-    (MMSegmentation's ``avg_non_ignore=False``). (B, C, H, W) logits, (B, H, W) labels."""
-    return F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none").mean()
+def resized_rows(logits: Tensor, size: Sequence[int], top: int, bottom: int, align_corners: bool = False) -> Tensor:
+    """Rows ``top:bottom`` of the bilinear resize of (B, C, h, w) ``logits`` to ``size`` (H, W),
+    from just the source rows they need: (B, C, bottom - top, W), differentiable. The width is
+    resized by ``F.interpolate`` and the rows blended with its weights."""
+    h = logits.shape[-2]
+    height, width = size
+    y = torch.arange(top, bottom, dtype=torch.promote_types(logits.dtype, torch.float32), device=logits.device)
+    if align_corners:
+        src = y * ((h - 1) / (height - 1) if height > 1 else 0.0)
+    else:
+        src = ((y + 0.5) * (h / height) - 0.5).clamp(min=0)
+    y0 = src.floor().long().clamp(max=h - 1)
+    y1 = (y0 + 1).clamp(max=h - 1)
+    first, last = int(y0[0]), int(y1[-1])
+    band = resize(logits[:, :, first : last + 1], (last - first + 1, width), align_corners)
+    weight = (src - y0).view(-1, 1).to(band.dtype)
+    return band[:, :, y0 - first] * (1 - weight) + band[:, :, y1 - first] * weight
 
 
-@torch.no_grad()
-def seg_accuracy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
-    """Top-1 pixel accuracy in percent over non-ignored pixels (MMSegmentation's ``acc_seg``)."""
-    valid = labels != ignore_index
+def _strips(height: int, per_row: int, max_elements: int) -> list[tuple[int, int]]:
+    rows = max(1, max_elements // max(per_row, 1))
+    return [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+
+class _UpsampledCrossEntropy(torch.autograd.Function):
+    """Sum of the pixel cross-entropies of resized logits, strip by strip; the gradient with
+    respect to the low-resolution logits is accumulated in the forward pass, so that no
+    full-resolution tensor is kept for the backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, labels: Tensor, ignore_index: int, align_corners: bool, max_elements: int) -> tuple[Tensor, Tensor]:
+        B, C = logits.shape[:2]
+        H, W = labels.shape[-2:]
+        src = logits.detach().to(torch.promote_types(logits.dtype, torch.float32)).requires_grad_()
+        total = torch.zeros((), dtype=src.dtype, device=logits.device)
+        correct = torch.zeros((), dtype=torch.int64, device=logits.device)
+        with torch.enable_grad():
+            for top, bottom in _strips(H, B * C * W, max_elements):
+                strip = resized_rows(src, (H, W), top, bottom, align_corners)
+                target = labels[:, top:bottom]
+                loss = F.cross_entropy(strip, target, ignore_index=ignore_index, reduction="sum")
+                loss.backward()
+                total += loss.detach()
+                correct += ((strip.detach().argmax(1) == target) & (target != ignore_index)).sum()
+        ctx.save_for_backward(src.grad)
+        ctx.dtype = logits.dtype
+        ctx.mark_non_differentiable(correct)
+        return total, correct
+
+    @staticmethod
+    def backward(ctx: Any, grad_total: Tensor, grad_correct: Tensor) -> tuple[Tensor | None, ...]:
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_total).to(ctx.dtype), None, None, None, None
+
+
+def seg_cross_entropy(
+    logits: Tensor, labels: Tensor, ignore_index: int = 255, align_corners: bool = False, max_elements: int = 2**22
+) -> tuple[Tensor, Tensor]:
+    """MMSegmentation's ``loss_ce`` and ``acc_seg`` of (B, C, h, w) logits resized bilinearly to
+    the (B, H, W) labels: the cross-entropy averaged over ALL pixels, ignored ones counting as
+    zero (``avg_non_ignore=False``), and the top-1 accuracy in percent over non-ignored pixels.
+
+    Computed in strips of rows of about ``max_elements`` values: the resized logits, their
+    log-softmax and its gradient (315 MB each for 2 x 150 x 512 x 512) never exist whole.
+    """
+    total, correct = _UpsampledCrossEntropy.apply(logits, labels, ignore_index, align_corners, max_elements)
     eps = torch.finfo(torch.float32).eps
-    correct = (logits.argmax(1) == labels)[valid].sum().float() + eps
-    return correct * (100.0 / (valid.sum().float() + eps))
+    valid = (labels != ignore_index).sum().float()
+    return total / labels.numel(), (correct.float() + eps) * (100.0 / (valid + eps))
 
 
 class EncoderDecoder(nn.Module):
@@ -169,9 +225,9 @@ class EncoderDecoder(nn.Module):
         for name, head in (("decode", self.decode_head), ("aux", self.auxiliary_head)):
             if head is None:
                 continue
-            logits = resize(head(feats), labels.shape[-2:], head.align_corners)
-            losses[f"{name}.loss_ce"] = head.loss_weight * seg_cross_entropy(logits, labels, self.ignore_index)
-            losses[f"{name}.acc_seg"] = seg_accuracy(logits, labels, self.ignore_index)
+            loss, accuracy = seg_cross_entropy(head(feats), labels, self.ignore_index, head.align_corners)
+            losses[f"{name}.loss_ce"] = head.loss_weight * loss
+            losses[f"{name}.acc_seg"] = accuracy
         return losses
 
     # --- images in, label maps out ---------------------------------------------------------
@@ -234,26 +290,14 @@ class EncoderDecoder(nn.Module):
 
 def upsampled_argmax(logits: Tensor, size: Sequence[int], align_corners: bool = False, max_elements: int = 2**26) -> Tensor:
     """argmax over classes of (C, h, w) ``logits`` resized bilinearly to ``size``, as an (H, W)
-    int64 CPU tensor. Large outputs go in strips of rows so that no more than about
-    ``max_elements`` resized values exist at once (a 20000 x 20000 image with 150 classes would
-    otherwise need 240 GB)."""
-    channels, h, w = logits.shape
+    int64 CPU tensor; beyond ``max_elements`` resized values, in strips of rows of about that
+    many (a 20000 x 20000 image with 150 classes would otherwise need 240 GB)."""
     height, width = size
-    if channels * height * width <= max_elements or align_corners:
+    if logits.shape[0] * height * width <= max_elements:
         return resize(logits[None], size, align_corners)[0].argmax(0).cpu()
     labels = torch.empty((height, width), dtype=torch.int64)
-    rows = max(1, max_elements // (channels * width))
-    scale = h / height
-    for top in range(0, height, rows):
-        y = torch.arange(top, min(top + rows, height), dtype=torch.float32, device=logits.device)
-        src = ((y + 0.5) * scale - 0.5).clamp(min=0)
-        y0 = src.floor().long().clamp(max=h - 1)
-        y1 = (y0 + 1).clamp(max=h - 1)
-        first, last = int(y0[0]), int(y1[-1])
-        band = resize(logits[None, :, first : last + 1], (last - first + 1, width), align_corners)[0]
-        weight = (src - y0).view(1, -1, 1)
-        strip = band[:, y0 - first] * (1 - weight) + band[:, y1 - first] * weight
-        labels[top : top + len(y)] = strip.argmax(0).cpu()
+    for top, bottom in _strips(height, logits.shape[0] * width, max_elements):
+        labels[top:bottom] = resized_rows(logits[None], size, top, bottom, align_corners)[0].argmax(0).cpu()
     return labels
 
 

@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import swinseg
-from swinseg.models.segmentor import EncoderDecoder, seg_accuracy, seg_cross_entropy, upsampled_argmax
+from swinseg.models.segmentor import EncoderDecoder, seg_cross_entropy, upsampled_argmax
 from swinseg.models.tta import tta_probs
 from swinseg.models.zoo import get_spec, list_models
 
@@ -208,13 +209,31 @@ def test_cross_entropy_averages_over_all_pixels_including_ignored():
     """Equal logits over 2 classes: ln 2 per labelled pixel; 2 of 4 pixels ignored -> ln 2 / 2."""
     logits = torch.zeros(1, 2, 2, 2)
     labels = torch.tensor([[[0, 255], [1, 255]]])
-    assert math.isclose(seg_cross_entropy(logits, labels).item(), math.log(2) / 2, rel_tol=1e-6)
+    assert math.isclose(seg_cross_entropy(logits, labels)[0].item(), math.log(2) / 2, rel_tol=1e-6)
     # a confident right answer costs ~0, a confident wrong one ~10 (log-sum-exp of (10, 0) minus 0)
     logits = torch.tensor([10.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 3).contiguous()
     labels = torch.tensor([[[0, 1, 255]]])
     expected = (math.log1p(math.exp(-10)) + 10 + math.log1p(math.exp(-10))) / 3
-    assert math.isclose(seg_cross_entropy(logits, labels).item(), expected, rel_tol=1e-5)
-    assert math.isclose(seg_accuracy(logits, labels).item(), 50.0, rel_tol=1e-5)
+    loss, accuracy = seg_cross_entropy(logits, labels)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5) and math.isclose(accuracy.item(), 50.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(64, 80), (37, 23), (9, 200), (5, 3)])
+def test_strip_loss_equals_the_full_resolution_loss_and_gradient(size, align_corners):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 16, 20, generator=gen, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 5, (2, *size), generator=gen)
+    labels[:, : size[0] // 3] = 255
+    full = F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+    expected = F.cross_entropy(full, labels, ignore_index=255, reduction="none").mean()
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    valid = labels != 255
+    expected_accuracy = 100 * (full.argmax(1) == labels)[valid].float().mean()
+    loss, accuracy = seg_cross_entropy(logits, labels, align_corners=align_corners, max_elements=2 * 5 * size[1] * 2)
+    (grad,) = torch.autograd.grad(3 * loss, logits)
+    assert torch.allclose(loss, expected, rtol=1e-12) and torch.allclose(grad, 3 * expected_grad, rtol=1e-10, atol=1e-14)
+    assert math.isclose(accuracy.item(), expected_accuracy.item(), rel_tol=1e-6)
 
 
 def test_loss_resizes_logits_to_the_labels_and_weights_the_aux_head(monkeypatch):
@@ -251,6 +270,7 @@ def test_upsampled_argmax_in_strips_matches_one_resize(size):
     logits = torch.randn(7, 13, 17, generator=torch.Generator().manual_seed(0))
     expected = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0].argmax(0)
     assert torch.equal(upsampled_argmax(logits, size, max_elements=7 * size[1] * 3), expected)
+    assert torch.equal(upsampled_argmax(logits, size), expected)
 
 
 def test_batched_predict_equals_one_by_one():
