@@ -154,7 +154,8 @@ CLASSIFIERS = {"swinseg": _ours_classifier, "timm": _timm_classifier, "hf": _hf_
 # --- cases ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
-    """Where and how cases run: the device, an autocast dtype (None: fp32), torch.compile."""
+    """Where and how cases run: the device, an autocast dtype (None: fp32), torch.compile (for
+    the fixed size of each case: a dynamic-shape compile takes many minutes on a CPU)."""
 
     device: torch.device
     dtype: torch.dtype | None = None
@@ -162,7 +163,7 @@ class Target:
 
     def prepare(self, model: nn.Module, train: bool = False) -> nn.Module:
         model = model.to(self.device).train(train)
-        return torch.compile(model, dynamic=True) if self.compile else model
+        return torch.compile(model, dynamic=False) if self.compile else model
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
