@@ -187,5 +187,5 @@ def test_fuzzed_training_pipeline_gives_finite_padded_batches(h, w, scale, ratio
         assert x.shape[1] <= crop[0] and x.shape[2] <= crop[1] and min(x.shape[1:]) >= 1
         assert torch.isfinite(x).all() and set(y.unique().tolist()) <= {0, 1, 2, 255}
         samples.append((x, y))
-    inputs, labels = pad_batch(*zip(*samples), crop)
+    inputs, labels = pad_batch(*zip(*samples, strict=True), crop)
     assert inputs.shape == (batch, 3, *crop) and labels.shape == (batch, *crop)

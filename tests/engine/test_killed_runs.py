@@ -74,7 +74,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     for name in [*moments, *moments]:
         start = {"logged": logged(), "time": time.time(), "iteration": newest_iteration()}
         process = _train(root, work)
-        _wait_for(process, lambda: moments[name](start))
+        _wait_for(process, lambda name=name, start=start: moments[name](start))
         if name == "during a step":
             time.sleep(rng.uniform(0.0, 0.03))
         if process.poll() is None:
