@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from swinseg.data.transforms import (
@@ -160,6 +160,8 @@ def test_pad_batch_pads_images_with_zero_and_labels_with_255():
 
 
 @settings(max_examples=40, deadline=None)
+@example(h=1, w=33, scale=(16, 16), ratio=(1.0, 1.0), crop=(8, 8), cat_max_ratio=1.0, flip_prob=0.0, photometric=False, batch=1, seed=0)
+@example(h=1, w=1, scale=(16, 16), ratio=(1.0, 1.0), crop=(1, 1), cat_max_ratio=1.0, flip_prob=1.0, photometric=False, batch=1, seed=0)
 @given(
     h=st.integers(1, 700),
     w=st.integers(1, 700),
