@@ -1,15 +1,24 @@
 """Shared fixtures. timm needs torchvision, whose only build for this torch cannot load its
-compiled ops; defining the two operator schemas it registers at import lets it import."""
+compiled ops; defining the two operator schemas it registers at import lets it import.
+
+Property tests draw the same examples on every run, so that a suite that passed once passes in
+CI; ``HYPOTHESIS_PROFILE=explore`` draws new ones."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def _define_torchvision_schemas() -> None:
