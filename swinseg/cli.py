@@ -14,13 +14,26 @@ import torch
 __all__ = ["main"]
 
 
-def _load_classifier(name: str, checkpoint: str | None) -> torch.nn.Module:
+def _load_model(model: str, checkpoint: str | bool | None, published: bool = True) -> torch.nn.Module:
+    """A checkpoint file's model (its weights replaced by ``checkpoint`` when given), or a
+    registered model with ``checkpoint``, else its published weights when ``published``; in
+    eval mode."""
+    from .checkpoint import load_checkpoint
     from .models.factory import create_model
 
-    model = create_model(name, pretrained=checkpoint or False)
+    if not Path(model).exists():
+        return create_model(model, pretrained=checkpoint or published).eval()
+    net = create_model(model)
+    if checkpoint:
+        load_checkpoint(net, checkpoint)
+    return net.eval()
+
+
+def _load_classifier(name: str, checkpoint: str | None) -> torch.nn.Module:
+    model = _load_model(name, checkpoint, published=False)
     if getattr(model, "num_classes", 0) <= 0:
         raise ValueError(f"{name} is a backbone without a classification head")
-    return model.eval()
+    return model
 
 
 def _top_classes(logits: torch.Tensor, k: int) -> list[tuple[str, float]]:
@@ -244,18 +257,12 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def _load_segmentor(model: str, checkpoint: str | bool | None, device: str) -> torch.nn.Module:
-    from .models.factory import create_model
     from .models.segmentor import EncoderDecoder
 
-    is_file = Path(model).exists()
-    net = create_model(model, pretrained=False if is_file else (checkpoint or True))
-    if is_file and checkpoint:
-        from .checkpoint import load_checkpoint
-
-        load_checkpoint(net, checkpoint)
+    net = _load_model(model, checkpoint)
     if not isinstance(net, EncoderDecoder):
         raise ValueError(f"{model} is not a segmentation model (see swinseg models '*upernet*')")
-    return net.to(device).eval()
+    return net.to(device)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -321,8 +328,7 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def _load_for_export(model: str, checkpoint: str | None, overrides: list[str] | None) -> torch.nn.Module:
-    """A config (shipped name or YAML file) with ``checkpoint``, or a registered model / checkpoint
-    file as :func:`create_model` reads it."""
+    """A config (shipped name or YAML file) with ``checkpoint``, or :func:`_load_model`'s model."""
     from .configs import find_config
 
     is_config = model.endswith((".yaml", ".yml"))
@@ -336,9 +342,7 @@ def _load_for_export(model: str, checkpoint: str | None, overrides: list[str] | 
         if not checkpoint:
             raise ValueError(f"exporting config {model} needs a CHECKPOINT with its trained weights")
         return _config_model(model, overrides, checkpoint, torch.device("cpu"))[1]
-    from .models.factory import create_model
-
-    return create_model(model, pretrained=False if Path(model).exists() else (checkpoint or True)).eval()
+    return _load_model(model, checkpoint)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -348,13 +352,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     model = _load_for_export(args.model, args.checkpoint, args.set)
     kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
     start = time.perf_counter()
-    ranges = export_onnx(model, args.onnx, side=args.size, opset=args.opset)
-    (h_lo, h_hi), (w_lo, w_hi) = ranges["height"], ranges["width"]
+    low, high = export_onnx(model, args.onnx, side=args.size, opset=args.opset)
     print(f"exported the {kind} to {args.onnx} in {time.perf_counter() - start:.0f} s (opset {args.opset}): input 'images' "
-          f"(batch, 3, height, width) RGB 0..255, output 'logits'; height {h_lo}..{h_hi}, width {w_lo}..{w_hi}")
+          f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}")
     if args.no_check:
         return
-    shapes = [(1, h_hi, w_lo), (2, h_lo, w_hi)] if h_hi - h_lo < 256 else [(1, 301, 397), (2, 160, 241)]
+    shapes = [(1, high, low), (2, low, high)] if high - low < 256 else [(1, 301, 397), (2, 160, 241)]
     diffs = compare_onnx(args.onnx, model, shapes)
     worst = max(diffs)
     report = ", ".join(f"{b}x{h}x{w}: {d:.1e}" for (b, h, w), d in zip(shapes, diffs, strict=True))

@@ -82,9 +82,9 @@ def trace_side(model: EncoderDecoder | SwinTransformer, side: int | None = None)
     return side or backbone.config["pretrain_img_size"]
 
 
-def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18) -> dict[str, tuple[int, int]]:
+def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18) -> tuple[int, int]:
     """Write ``model`` as ONNX to ``path`` (atomically) with dynamic batch, height and width,
-    traced at :func:`trace_side`. Returns the ``height``/``width`` range in which the graph
+    traced at :func:`trace_side`. Returns the range of heights and widths in which the graph
     equals the model (:func:`size_range`)."""
     try:
         import onnxscript  # noqa: F401  (the exporter needs it)
@@ -104,8 +104,7 @@ def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike
         program.save(str(tmp))
 
     atomic_write(Path(path), write)
-    size = size_range(_backbone(model), side)
-    return {"height": size, "width": size}
+    return size_range(_backbone(model), side)
 
 
 def compare_onnx(path: str | os.PathLike, model: EncoderDecoder | SwinTransformer, shapes: Sequence[Sequence[int]], seed: int = 0) -> list[float]:
