@@ -74,9 +74,13 @@ def test_deployable_normalizes_like_the_model():
     model = randomize_(EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=None)).eval()
     rgb = np.random.default_rng(0).integers(0, 256, (45, 61, 3)).astype(np.uint8)
     images = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    # MMSegmentation's data_preprocessor of the Swin configs, written out
+    mean, std = torch.tensor([123.675, 116.28, 103.53]), torch.tensor([58.395, 57.12, 57.375])
+    normalized = (images - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     with torch.no_grad():
-        expected = model.encode_decode(model.preprocess(rgb, scale=1.0))
+        expected = model.encode_decode(normalized)
         assert torch.allclose(Deployable(model)(images), expected, atol=1e-5)
+        assert torch.allclose(model.preprocess(rgb, scale=1.0), normalized, atol=1e-6)
     with pytest.raises(ValueError, match="segmentor or a classifier"):
         Deployable(SwinTransformer(**SMALL))
 
