@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..engine.logger import peak_memory_mb
+from ..engine.optim import build_optimizer
 
 __all__ = ["Target", "CASES", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
@@ -222,7 +223,8 @@ def _train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
                 return m(pixel_values=x, labels=labels).loss
 
         model = target.prepare(model, train=True)
-        opt = torch.optim.AdamW(model.parameters(), lr=6e-5, weight_decay=0.01)
+        # each library's trainer default: ours the recipe's AdamW, HF's Trainer "adamw_torch_fused"
+        opt = build_optimizer(model) if impl == "swinseg" else torch.optim.AdamW(model.parameters(), lr=6e-5, weight_decay=0.01, fused=True)
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)

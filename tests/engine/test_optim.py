@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -95,3 +97,23 @@ def test_no_decay_parameters_of_upernet_swin_tiny():
 def test_absolute_position_embedding_is_exempt_too():
     model = swinseg.create_model(TINY, backbone=dict(use_abs_pos_embed=True, depths=[1, 1, 1, 1]))
     assert "backbone.absolute_pos_embed" in no_decay_names(model, KEYS)
+
+
+def test_fused_update_equals_the_reference_loop():
+    model = swinseg.create_model(TINY, backbone=dict(depths=[1, 1, 1, 1]))
+    reference, initial = copy.deepcopy(model), copy.deepcopy(model)
+    ours, loop = build_optimizer(model), build_optimizer(reference)
+    for group in loop.param_groups:
+        group["fused"] = False
+    assert ours.param_groups[0]["fused"]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+            p.grad = torch.randn(p.shape, generator=gen)
+            q.grad = p.grad.clone()
+        ours.step()
+        loop.step()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
+    moved = [not torch.equal(p, q) for p, q in zip(model.parameters(), initial.parameters(), strict=True)]
+    assert all(moved)
