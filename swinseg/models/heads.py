@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["AdaptiveAvgPool", "ConvModule", "DecodeHead", "UPerHead", "FCNHead", "resize"]
+__all__ = ["AdaptiveAvgPool", "ConvModule", "ReLU", "DecodeHead", "UPerHead", "FCNHead", "resize"]
 
 
 def resize(x: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
@@ -51,6 +51,33 @@ class AdaptiveAvgPool(nn.Module):
         return f"bins={self.bins}"
 
 
+class _ReLUKeepingSigns(torch.autograd.Function):
+    """ReLU whose backward keeps which inputs passed (one byte each) instead of its output (four
+    bytes): the head's activations feed additions, resizes and concatenations, which keep
+    nothing, so this is all that training holds of them. Gradients are ``torch.relu``'s, NaN
+    inputs included."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        passed = ~(x <= 0)
+        ctx.save_for_backward(passed)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (passed,) = ctx.saved_tensors
+        return torch.where(passed, grad, 0.0)
+
+
+class ReLU(nn.ReLU):
+    """``nn.ReLU`` that, when a gradient is needed, saves only which inputs passed for the backward pass."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.requires_grad and torch.is_grad_enabled():
+            return _ReLUKeepingSigns.apply(x)
+        return super().forward(x)
+
+
 class ConvModule(nn.Module):
     """Conv (no bias) -> BatchNorm -> ReLU, named ``conv`` and ``bn`` as in mmcv."""
 
@@ -58,7 +85,7 @@ class ConvModule(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.activate = nn.ReLU(inplace=inplace)
+        self.activate = ReLU(inplace=inplace)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:

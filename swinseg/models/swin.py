@@ -18,6 +18,7 @@ Weight layout (the native one; converters in :mod:`swinseg.checkpoint` map the o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -77,6 +78,18 @@ def shift_window_mask(height: int, width: int, window: int, shift: int, device: 
     region = region.view(height // window, window, width // window, window).transpose(1, 2).reshape(-1, window * window)
     different = region[:, :, None] != region[:, None, :]
     return torch.zeros(different.shape, device=device).masked_fill_(different, -100.0)
+
+
+_MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default)
+
+
+def _keep_matmuls(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> cp.CheckpointPolicy:
+    return cp.CheckpointPolicy.MUST_SAVE if op in _MATMULS else cp.CheckpointPolicy.PREFER_RECOMPUTE
+
+
+# Selective recomputation: a training block keeps its input and its linear layers' outputs; the
+# backward pass recomputes the cheap rest (norms, padding, shifts, attention softmax, GELU).
+keep_matmuls = partial(cp.create_selective_checkpoint_contexts, _keep_matmuls)
 
 
 def padded(size: int, multiple: int) -> int:
@@ -348,10 +361,12 @@ class SwinStage(nn.Module):
             mask = shift_window_mask(padded(H, window), padded(W, window), window, shift, x.device)
         for i, block in enumerate(self.blocks):
             args = (window, shift, mask) if i % 2 else (window, 0, None)
-            if self.with_cp and x.requires_grad:
+            if not torch.is_grad_enabled() or not (x.requires_grad or block.attn.qkv.weight.requires_grad):
+                x = block(x, *args)
+            elif self.with_cp:
                 x = cp.checkpoint(block, x, *args, use_reentrant=False)
             else:
-                x = block(x, *args)
+                x = cp.checkpoint(block, x, *args, use_reentrant=False, context_fn=keep_matmuls)
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 

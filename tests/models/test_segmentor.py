@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import swinseg
+from swinseg.models.heads import ReLU
 from swinseg.models.segmentor import EncoderDecoder, seg_cross_entropy, upsampled_argmax
 from swinseg.models.tta import tta_probs
 from swinseg.models.zoo import get_spec, list_models
@@ -292,3 +293,16 @@ def test_tensor_api_names_bad_shapes_and_values():
         model.backbone(torch.zeros(2, 4, 8, 8))
     with pytest.raises(ValueError, match="NaN or Inf"):
         swinseg.inference(model, torch.full((3, 8, 8), float("inf")))
+
+
+def test_head_relu_keeps_a_mask_not_outputs():
+    relu = ReLU(inplace=True)
+    x = torch.tensor([[-2.0, -0.0, 0.0, 1e-30, 3.0, float("nan")]], requires_grad=True)
+    ref = x.detach().clone().requires_grad_()
+    out, expected = relu(x), torch.relu(ref)
+    torch.testing.assert_close(out, expected, equal_nan=True)
+    assert [t.dtype for t in out.grad_fn.saved_tensors] == [torch.bool]
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    assert torch.equal(x.grad, ref.grad)

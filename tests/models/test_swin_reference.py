@@ -15,6 +15,7 @@ from transformers import SwinBackbone, SwinConfig, SwinForImageClassification
 
 import swinseg
 from swinseg import SwinTransformer
+from swinseg.checkpoint.formats import from_native
 
 from ..helpers import max_diff, randomize_
 
@@ -158,3 +159,26 @@ def test_exports_load_into_timm_and_hf(tmp_path):
     hf = SwinForImageClassification.from_pretrained(tmp_path / "hf").eval()
     with torch.no_grad():
         assert max_diff(hf(x).logits, expected) < TOL
+
+
+@pytest.mark.parametrize("with_cp", [False, True])
+def test_training_gradients_match_timm(tmp_path, with_cp):
+    """Training recomputes part of every block in the backward pass (selectively, or all of it
+    with ``with_cp``); the gradients must still be timm's plain autograd ones."""
+    ref, ours = _timm_pair(tmp_path, "swin_tiny_patch4_window7_224", drop_path_rate=0.0)
+    ours = swinseg.create_model("swin_tiny_patch4_window7_224", pretrained=tmp_path / "timm.pth", drop_path_rate=0.0, with_cp=with_cp)
+    ref.train(), ours.train()
+    x = torch.randn(2, 3, 224, 224)
+    weights = torch.randn(2, 1000)
+    grads = {}
+    for name, model in (("timm", ref), ("ours", ours)):
+        image = x.clone().requires_grad_()
+        (model(image) * weights).sum().backward()
+        grads[name] = image.grad
+    assert max_diff(grads["ours"], grads["timm"]) < 1e-5 * grads["timm"].abs().max()
+    ours_as_timm = from_native({n: p.grad for n, p in ours.named_parameters()}, "timm")
+    ref_grads = dict(ref.named_parameters())
+    assert ours_as_timm.keys() <= ref_grads.keys() and len(ours_as_timm) == len(ref_grads)
+    for name, grad in ours_as_timm.items():
+        expected = ref_grads[name].grad
+        assert max_diff(grad, expected) <= 1e-4 * expected.abs().max() + 1e-7, name
