@@ -83,13 +83,19 @@ def shift_window_mask(height: int, width: int, window: int, shift: int, device: 
 _MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default)
 
 
-def _keep_matmuls(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> cp.CheckpointPolicy:
-    return cp.CheckpointPolicy.MUST_SAVE if op in _MATMULS else cp.CheckpointPolicy.PREFER_RECOMPUTE
+def _keep_widening_matmuls(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> cp.CheckpointPolicy:
+    if op in _MATMULS:
+        a, b = args[-2:]
+        if b.shape[1] > a.shape[1]:
+            return cp.CheckpointPolicy.MUST_SAVE
+    return cp.CheckpointPolicy.PREFER_RECOMPUTE
 
 
-# Selective recomputation: a training block keeps its input and its linear layers' outputs; the
-# backward pass recomputes the cheap rest (norms, padding, shifts, attention softmax, GELU).
-keep_matmuls = partial(cp.create_selective_checkpoint_contexts, _keep_matmuls)
+# Selective recomputation of a training block: it keeps its input and the outputs of its widening
+# linear layers (qkv, fc1); the backward pass recomputes the rest: norms, padding, shifts,
+# attention, GELU and the attention output projection (fc2 is never recomputed: recomputation
+# stops once fc2's input is rebuilt).
+keep_widening_matmuls = partial(cp.create_selective_checkpoint_contexts, _keep_widening_matmuls)
 
 
 def padded(size: int, multiple: int) -> int:
@@ -366,7 +372,7 @@ class SwinStage(nn.Module):
             elif self.with_cp:
                 x = cp.checkpoint(block, x, *args, use_reentrant=False)
             else:
-                x = cp.checkpoint(block, x, *args, use_reentrant=False, context_fn=keep_matmuls)
+                x = cp.checkpoint(block, x, *args, use_reentrant=False, context_fn=keep_widening_matmuls)
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
