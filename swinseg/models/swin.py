@@ -18,7 +18,7 @@ Weight layout (the native one; converters in :mod:`swinseg.checkpoint` map the o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import torch
@@ -115,6 +115,27 @@ def window_reverse(windows: Tensor, window: int, height: int, width: int) -> Ten
     B, _, _, C = windows.shape
     x = windows.view(B, height // window, width // window, window, window, C).transpose(2, 3)
     return x.reshape(B, height, width, C)
+
+
+def window_order(height: int, width: int, window: int, shift: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """The token permutation of shifted-window attention on a ``height`` x ``width`` map.
+
+    Padding bottom/right to multiples of ``window`` (``Hp``, ``Wp``), rolling by ``-shift`` and
+    :func:`window_partition` reorder the tokens; applied to index maps, they give ``order``
+    (Hp * Wp,): for each window-order position, its token's index in the padded map, and
+    ``inverse`` (height * width,): for each token of the map, its window-order position (the
+    reverse, roll back and crop).
+    """
+    Hp, Wp = padded(height, window), padded(width, window)
+    index = torch.arange(Hp * Wp, device=device).view(1, Hp, Wp, 1)
+    order = window_partition(torch.roll(index, (-shift, -shift), dims=(1, 2)) if shift else index, window)
+    position = window_reverse(index.view(1, -1, window * window, 1), window, Hp, Wp)
+    if shift:
+        position = torch.roll(position, (shift, shift), dims=(1, 2))
+    return order.flatten(), position[:, :height, :width].flatten()
+
+
+_cached_window_order = lru_cache(maxsize=64)(window_order)
 
 
 class PatchEmbed(nn.Module):
@@ -220,29 +241,28 @@ class WindowAttention(nn.Module):
     def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
         """(B, num_windows, N, C) -> same shape, with :meth:`attention_mask`'s ``attn_mask``.
 
-        Attention runs as 4-D ``scaled_dot_product_attention`` (its fused kernels and the ONNX
-        exporter take 4-D inputs and masks). Eager, on (windows, heads, N, head_dim) views of the
-        qkv projection, a per-window mask one image at a time so that it needs no copy per image;
-        under ``torch.compile``/export, on (B, windows x heads, N, head_dim) copies, so that the
-        mask broadcasts over the traced batch size with no Python loop over it.
+        Eager, as batched matrix products over (B x windows x heads, N, head_dim), the scaled
+        scores and the mask added in one ``baddbmm`` (on a CPU, faster than the fused kernels for
+        49-token windows). Under ``torch.compile``/export, as one 4-D
+        ``scaled_dot_product_attention`` on (B, windows x heads, N, head_dim) with the mask
+        broadcast over the traced batch size (the form the ONNX exporter takes).
         """
         B, nW, N, C = x.shape
         heads = self.num_heads
         q, k, v = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
         attn_mask = attn_mask.to(q.dtype)
         dropout = self.attn_drop if self.training else 0.0
-
-        def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
-
         if torch.compiler.is_compiling():
             mask = attn_mask.expand(nW, -1, -1, -1).reshape(1, nW * heads, N, N)
-            x = attend(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), mask).view(B, nW, heads, N, -1).transpose(2, 3)
-        elif attn_mask.shape[0] == 1:
-            x = attend(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask).transpose(1, 2)
+            q, k, v = q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2)
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
         else:
-            x = torch.stack([attend(q[b], k[b], v[b], attn_mask).transpose(1, 2) for b in range(B)])
-        return self.proj_drop(self.proj(x.reshape(B, nW, N, C)))
+            n = B * nW * heads
+            mask = attn_mask.expand(B, nW, -1, -1, -1).reshape(n, N, N)
+            scores = torch.baddbmm(mask, q.reshape(n, N, -1), k.reshape(n, N, -1).transpose(1, 2), alpha=self.scale)
+            x = torch.bmm(F.dropout(scores.softmax(-1), dropout), v.reshape(n, N, -1))
+        x = x.view(B, nW, heads, N, -1).transpose(2, 3).reshape(B, nW, N, C)
+        return self.proj_drop(self.proj(x))
 
 
 class SwinBlock(nn.Module):
@@ -275,16 +295,16 @@ class SwinBlock(nn.Module):
         x = x + self.drop_path(self._window_attention(self.norm1(x), window, shift, mask))
         if not self._chunked(x):
             return x + self.drop_path(self.mlp(self.norm2(x)))
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch.empty_like(flat)
+        flat = x.view(-1, x.shape[-1])
         for i in range(0, flat.shape[0], CHUNK_TOKENS):
             rows = flat[i : i + CHUNK_TOKENS]
-            out[i : i + CHUNK_TOKENS] = rows + self.mlp(self.norm2(rows))
-        return out.view_as(x)
+            rows += self.mlp(self.norm2(rows))
+        return x
 
     def _chunked(self, x: Tensor) -> bool:
-        """Whether to work in chunks: eval mode (no drop path to draw per sample), on a CPU, eager."""
-        return not self.training and x.device.type == "cpu" and not torch.compiler.is_compiling()
+        """Whether to work in chunks (in place): eval mode (no drop path to draw per sample), no
+        gradient, on a CPU, eager."""
+        return not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling()) and x.device.type == "cpu"
 
     def _attend(self, windows: Tensor, attn_mask: Tensor) -> Tensor:
         """Attention over (B, num_windows, N, C) windows; when chunked, over runs of whole windows
@@ -301,17 +321,16 @@ class SwinBlock(nn.Module):
         return out
 
     def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
-        _, H, W, _ = x.shape
+        """Pad, roll, partition, attend and undo it all, with the two gathers of :func:`window_order`."""
+        B, H, W, C = x.shape
         Hp, Wp = padded(H, window), padded(W, window)
-        if torch.compiler.is_compiling() or (Hp, Wp) != (H, W):  # no branch on a traced size
+        tracing = torch.compiler.is_compiling()
+        if tracing or (Hp, Wp) != (H, W):  # no branch on a traced size
             x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
-        if shift:
-            x = torch.roll(x, (-shift, -shift), dims=(1, 2))
-        attn_mask = self.attn.attention_mask(window, mask)
-        x = window_reverse(self._attend(window_partition(x, window), attn_mask), window, Hp, Wp)
-        if shift:
-            x = torch.roll(x, (shift, shift), dims=(1, 2))
-        return x[:, :H, :W]
+        order, inverse = (window_order if tracing else _cached_window_order)(H, W, window, shift, x.device)
+        windows = x.reshape(B, Hp * Wp, C).index_select(1, order).view(B, -1, window * window, C)
+        attended = self._attend(windows, self.attn.attention_mask(window, mask))
+        return attended.view(B, Hp * Wp, C).index_select(1, inverse).view(B, H, W, C)
 
 
 class SwinStage(nn.Module):

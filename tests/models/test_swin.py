@@ -173,3 +173,16 @@ def test_chunked_eval_equals_the_whole_map_computation():
         whole = model.train()(x)
     for a, b in zip(chunked, whole, strict=True):
         assert (a - b).abs().max() < 1e-5
+
+
+def test_eval_mode_gradients_with_respect_to_the_image():
+    """Saliency-style use: eval mode with gradients takes the unchunked path and still matches
+    the no-gradient output."""
+    model = randomize_(SwinTransformer(embed_dims=16, depths=(2, 2), num_heads=(2, 4), strides=(4, 2), out_indices=(0, 1))).eval()
+    x = torch.randn(1, 3, 61, 45, requires_grad=True)
+    outs = model(x)
+    sum(o.sum() for o in outs).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        for a, b in zip(outs, model(x), strict=True):
+            assert max_diff(a, b) < 1e-5
