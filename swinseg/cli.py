@@ -184,10 +184,11 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     peaks = {"fp32": bench.matmul_peak(device), "bf16": bench.matmul_peak(device, torch.bfloat16)}
     env = bench.environment(device)
     print(f"{env}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
-    results = bench.run_cases(args.cases, target, args.warmup, args.rounds, args.memory)
-    print(bench.format_table(results, peaks["bf16" if args.bf16 else "fp32"]))
+    ours = bench.Target(device, torch.bfloat16, args.compile) if args.bf16_ours else None
+    results = bench.run_cases(args.cases, target, args.warmup, args.rounds, args.memory, ours=ours)
+    print(bench.format_table(results, peaks["bf16" if args.bf16 or args.bf16_ours else "fp32"]))
     if args.out:
-        settings = {"bf16": args.bf16, "compile": args.compile, "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
+        settings = {"bf16": args.bf16, "bf16_ours": args.bf16_ours, "compile": args.compile, "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
         bench.write_json(args.out, results, device, peaks, settings)
         print(f"wrote {args.out}")
 
@@ -444,8 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cases to run (see swinseg/tools/benchmark.py CASES)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    p.add_argument("--compile", action="store_true", help="torch.compile every model (dynamic shapes)")
+    bf16 = p.add_mutually_exclusive_group()
+    bf16.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    bf16.add_argument("--bf16-ours", action="store_true", help="bf16 autocast for swinseg only, the peers in fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model (for each case's fixed size)")
     p.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation first (default 5)")
     p.add_argument("--memory", action="store_true", help="also measure peak memory, each in a fresh process")

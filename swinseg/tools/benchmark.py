@@ -322,15 +322,24 @@ def _measure_memory(case: str, impl: str, target: Target) -> float:
 
 
 def run_cases(
-    names: list[str], target: Target, warmup: int = 2, rounds: int = 5, memory: bool = False, log: Callable[[str], None] = print
+    names: list[str],
+    target: Target,
+    warmup: int = 2,
+    rounds: int = 5,
+    memory: bool = False,
+    log: Callable[[str], None] = print,
+    ours: Target | None = None,
 ) -> list[Result]:
+    """Run the cases, every implementation on ``target``, swinseg on ``ours`` when given (e.g.
+    swinseg in bf16 against the peers in fp32)."""
     device = target.device
+    targets = {"swinseg": ours or target}
     results: list[Result] = []
     for name in names:
         case = CASES[name]()
         fns = {}
         for impl in case.impls:
-            fn = case.build(impl, target)
+            fn = case.build(impl, targets.get(impl, target))
             if fn is not None:
                 fns[impl] = fn
             else:
@@ -350,7 +359,7 @@ def run_cases(
                 per[impl].times.append(time.perf_counter() - start)
         if memory:
             for impl in fns:
-                per[impl].peak_memory_mb = _peak_memory(name, impl, target)
+                per[impl].peak_memory_mb = _peak_memory(name, impl, targets.get(impl, target))
         results += per.values()
         log(format_table(list(per.values()), None))
         del fns

@@ -36,7 +36,13 @@ def test_flops_command_reports_the_papers_numbers(capsys):
     assert "28.29M parameters" in out
     gmacs = float(re.search(r"([\d.]+) GMACs", out).group(1))
     assert 4.3 <= gmacs <= 4.5
-    assert re.search(r"addmm\s+[\d.]+ GMACs", out) and re.search(r"_scaled_dot_product_\w+\s+[\d.]+ GMACs", out)
+    assert re.search(r"addmm\s+[\d.]+ GMACs", out)
+    # attention: the scores (baddbmm) and the weighted values (bmm) each take, per block,
+    # tokens x 49 x channels multiply-adds; Swin-T's stages have 3136 / 4^i tokens of 96 x 2^i
+    # channels in (2, 2, 6, 2) blocks
+    per_product = sum(d * 3136 / 4**i * 49 * 96 * 2**i for i, d in enumerate((2, 2, 6, 2))) / 1e9
+    attention = [float(v) for v in re.findall(r"\b(?:badd)?bmm\s+([\d.]+) GMACs", out)]
+    assert attention == [pytest.approx(per_product, abs=0.005)] * 2
 
 
 def test_unknown_case_is_an_error(capsys):
@@ -60,3 +66,21 @@ def test_config_fps_as_mmsegmentation_measures_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "12 passes over 3 validation images (the first 2 untimed)" in out
     assert float(out.split("Overall fps: ")[1].split()[0]) > 0
+
+
+def test_bf16_ours_runs_swinseg_in_bf16_and_the_peers_in_fp32(monkeypatch):
+    seen = {}
+
+    def build(impl, target):
+        def run():
+            with target.autocast():
+                seen[impl] = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+
+        return run
+
+    monkeypatch.setitem(benchmark.CASES, "probe", lambda: benchmark.Case(1, build, ("swinseg", "timm", "hf")))
+    cpu = torch.device("cpu")
+    results = benchmark.run_cases(["probe"], benchmark.Target(cpu), warmup=0, rounds=1, log=lambda _: None,
+                                  ours=benchmark.Target(cpu, torch.bfloat16))
+    assert seen == {"swinseg": torch.bfloat16, "timm": torch.float32, "hf": torch.float32}
+    assert [r.impl for r in results] == ["swinseg", "timm", "hf"]
