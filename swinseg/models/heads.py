@@ -51,7 +51,7 @@ class AdaptiveAvgPool(nn.Module):
         return f"bins={self.bins}"
 
 
-class _ReLUKeepingSigns(torch.autograd.Function):
+class _ReLUKeepingMask(torch.autograd.Function):
     """ReLU whose backward keeps which inputs passed (one byte each) instead of its output (four
     bytes): the head's activations feed additions, resizes and concatenations, which keep
     nothing, so this is all that training holds of them. Gradients are ``torch.relu``'s, NaN
@@ -74,7 +74,7 @@ class ReLU(nn.ReLU):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.requires_grad and torch.is_grad_enabled():
-            return _ReLUKeepingSigns.apply(x)
+            return _ReLUKeepingMask.apply(x)
         return super().forward(x)
 
 

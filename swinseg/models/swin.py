@@ -135,7 +135,10 @@ def window_order(height: int, width: int, window: int, shift: int, device: torch
     return order.flatten(), position[:, :height, :width].flatten()
 
 
-_cached_window_order = lru_cache(maxsize=64)(window_order)
+@lru_cache(maxsize=64)
+def _cached_window_order(height: int, width: int, window: int, shift: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    with torch.inference_mode(False):  # usable by training after an inference-mode call made them
+        return window_order(height, width, window, shift, device)
 
 
 class PatchEmbed(nn.Module):

@@ -186,3 +186,15 @@ def test_eval_mode_gradients_with_respect_to_the_image():
     with torch.no_grad():
         for a, b in zip(outs, model(x), strict=True):
             assert max_diff(a, b) < 1e-5
+
+
+def test_training_after_inference_mode_at_the_same_size():
+    """The cached window gathers made under inference mode (validation, predict) must serve a
+    later training step at the same size."""
+    model = randomize_(SwinTransformer(embed_dims=16, depths=(2, 2), num_heads=(2, 4), strides=(4, 2), out_indices=(0, 1)))
+    x = torch.randn(1, 3, 57, 43)
+    with torch.inference_mode():
+        model.eval()(x)
+    outs = model.train()(x)
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is not None for p in model.parameters())
