@@ -285,15 +285,10 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
 
 
 def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
-    """FLOPs of one call (a multiply-add counts 2), in total and per operator. PyTorch's counter
-    has no formula for the CPU flash-attention kernel; it is given the other kernels' one."""
-    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+    """FLOPs of one call (a multiply-add counts 2), in total and per operator."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def cpu_flash(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-        return sdpa_flop_count(query, key, value)
-
-    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_flash}
-    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+    with FlopCounterMode(display=False) as counter:
         fn()
     per_op = {str(op).split(".")[1] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
     return float(counter.get_total_flops()), per_op
