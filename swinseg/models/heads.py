@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .winograd import conv3x3
+
 __all__ = ["AdaptiveAvgPool", "ConvModule", "ReLU", "DecodeHead", "UPerHead", "FCNHead", "resize"]
 
 
@@ -79,7 +81,8 @@ class ReLU(nn.ReLU):
 
 
 class ConvModule(nn.Module):
-    """Conv (no bias) -> BatchNorm -> ReLU, named ``conv`` and ``bn`` as in mmcv."""
+    """Conv (no bias) -> BatchNorm -> ReLU, named ``conv`` and ``bn`` as in mmcv; 3x3 kernels run
+    through :func:`~swinseg.models.winograd.conv3x3`."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, inplace: bool = True) -> None:
         super().__init__()
@@ -89,7 +92,8 @@ class ConvModule(nn.Module):
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.activate(self.bn(self.conv(x)))
+        y = conv3x3(x, self.conv.weight) if self.conv.kernel_size == (3, 3) else self.conv(x)
+        return self.activate(self.bn(y))
 
 
 class DecodeHead(nn.Module):
