@@ -38,16 +38,15 @@ def _transform_matrix(like: Tensor) -> Tensor:
 
 
 def filter_transform(weight: Tensor) -> Tensor:
-    """(K, C, 3, 3) filters -> (16, C, K) transformed filters ``G g G^T``, one matrix per tile
-    position (a transposed view of a (16, K, C) tensor, which ``bmm`` reads as it is)."""
+    """(K, C, 3, 3) filters -> (16, K, C) transformed filters ``G g G^T``, one matrix per tile position."""
     K, C = weight.shape[:2]
-    return (_transform_matrix(weight) @ weight.reshape(K * C, 9).T).view(16, K, C).transpose(1, 2)
+    return (_transform_matrix(weight) @ weight.reshape(K * C, 9).T).view(16, K, C)
 
 
 def filter_transform_adjoint(grad: Tensor) -> Tensor:
-    """Gradient of :func:`filter_transform`: (16, C, K) -> (K, C, 3, 3)."""
-    C, K = grad.shape[1:]
-    return (grad.transpose(1, 2).reshape(16, K * C).T @ _transform_matrix(grad)).view(K, C, 3, 3)
+    """Gradient of :func:`filter_transform`: (16, K, C) -> (K, C, 3, 3)."""
+    K, C = grad.shape[1:]
+    return (grad.reshape(16, K * C).T @ _transform_matrix(grad)).view(K, C, 3, 3)
 
 
 def _tile_transform(src: Tensor, tiles: int, out: Tensor) -> None:
@@ -73,77 +72,74 @@ def _untile_adjoint(g: Tensor, dim: int) -> list[Tensor]:
 
 
 class _Bands:
-    """The input transform ``B^T d B`` of an NHWC map, one band of tile rows of one image at a time,
-    as (16, tile_rows * tiles_per_row, C): row ``4 * x + y`` of tile position (x, y). The zero
-    padding of the convolution and the extra row / column that odd sizes need are added per band."""
+    """The input transform ``B^T d B`` of a (B, C, H, W) map, one band of tile rows of one image at
+    a time, as (16, C, tile_rows * tiles_per_row): entry ``4 * x + y`` is tile position (x, y). The
+    zero padding of the convolution and the extra row / column of odd sizes are added per band."""
 
     def __init__(self, x: Tensor, out_channels: int) -> None:
-        self.x = x.permute(0, 2, 3, 1)
-        B, H, W, C = self.x.shape
-        self.tiles = (H + 1) // 2, (W + 1) // 2
-        rows, cols = self.tiles
+        self.x = x
+        B, C, H, W = x.shape
+        self.tiles = rows, cols = (H + 1) // 2, (W + 1) // 2
         self.band = max(1, min(rows, _BAND_ELEMENTS // (16 * cols * max(C, out_channels))))
-        self.padded = x.new_empty(2 * self.band + 2, 2 * cols + 2, C)
-        self.rows = x.new_empty(4, self.band, 2 * cols + 2, C)
-        self.tiled = x.new_empty(4, 4, self.band, cols, C)
+        self.padded = x.new_empty(C, 2 * self.band + 2, 2 * cols + 2)
+        self.rows = x.new_empty(4, C, self.band, 2 * cols + 2)
+        self.tiled = x.new_empty(4, 4, C, self.band, cols)
 
     def __iter__(self) -> Iterator[tuple[int, int, int, Tensor]]:
         """Yields (image, first tile row, tile rows, transformed band)."""
-        B, H, W, C = self.x.shape
+        B, C, H, W = self.x.shape
         rows, cols = self.tiles
         for b in range(B):
             for top in range(0, rows, self.band):
                 n = min(self.band, rows - top)
                 first, last = 2 * top - 1, min(2 * (top + n) + 1, H)
                 self.padded.zero_()
-                self.padded[max(first, 0) - first : last - first, 1 : W + 1] = self.x[b, max(first, 0) : last]
-                rows_ = self.rows[:, :n]
-                _tile_transform(self.padded, n, rows_)
-                tiled = self.tiled[:, :, :n]
+                self.padded[:, max(first, 0) - first : last - first, 1 : W + 1] = self.x[b, :, max(first, 0) : last]
+                band_rows = self.rows[:, :, :n]
+                _tile_transform(self.padded.transpose(0, 1), n, band_rows.transpose(1, 2))
+                tiled = self.tiled[:, :, :, :n]
                 for x in range(4):
-                    _tile_transform(rows_[x].transpose(0, 1), cols, tiled[x].transpose(1, 2))
-                yield b, top, n, tiled.reshape(16, n * cols, C)
+                    _tile_transform(band_rows[x].permute(2, 0, 1), cols, tiled[x].permute(0, 3, 1, 2))
+                yield b, top, n, tiled.reshape(16, C, n * cols)
 
 
 def _convolve(x: Tensor, transformed: Tensor) -> Tensor:
-    """(B, C, H, W) input and (16, C, K) transformed filters -> (B, K, H, W) contiguous output."""
+    """(B, C, H, W) input and (16, K, C) transformed filters -> (B, K, H, W) output."""
     B, C, H, W = x.shape
-    K = transformed.shape[-1]
+    K = transformed.shape[1]
     bands = _Bands(x, K)
     rows, cols = bands.tiles
-    out = x.new_empty(B, 2 * rows, 2 * cols, K)
-    products = x.new_empty(16, bands.band * cols, K)
+    out = x.new_empty(B, K, 2 * rows, 2 * cols)
+    products = x.new_empty(16, K, bands.band * cols)
+    half = x.new_empty(2, 4, K, bands.band, cols)
     for b, top, n, tiled in bands:
-        m = torch.bmm(tiled, transformed, out=products[:, : n * cols]).view(4, 4, n, cols, K)
-        half = m.new_empty(2, 4, n, cols, K)
-        _untile(m, half[0], half[1])
-        block = out[b, 2 * top : 2 * (top + n)].view(n, 2, cols, 2, K)
+        m = torch.bmm(transformed, tiled, out=products[:, :, : n * cols]).view(4, 4, K, n, cols)
+        _untile(m, half[0, :, :, :n], half[1, :, :, :n])
+        block = out[b, :, 2 * top : 2 * (top + n)].view(K, n, 2, cols, 2)
         for x_ in range(2):
-            _untile(half[x_], block[:, x_, :, 0], block[:, x_, :, 1])
-    out = out[:, :H, :W].permute(0, 3, 1, 2)
-    return out.contiguous()
+            _untile(half[x_, :, :, :n], block[:, :, x_, :, 0], block[:, :, x_, :, 1])
+    return out[:, :, :H, :W]
 
 
 def _weight_grad(x: Tensor, grad: Tensor) -> Tensor:
-    """Gradient of the transformed filters, (16, C, K), from the input and the output gradient."""
+    """Gradient of the transformed filters, (16, K, C), from the input and the output gradient."""
     C, K = x.shape[1], grad.shape[1]
     bands = _Bands(x, K)
     rows, cols = bands.tiles
     H, W = x.shape[-2:]
-    g = grad.permute(0, 2, 3, 1)
-    padded = grad.new_zeros(2 * bands.band, 2 * cols, K)
-    products = grad.new_empty(4, 4, bands.band, cols, K)
-    total = grad.new_zeros(16, C, K)
+    padded = grad.new_zeros(K, 2 * bands.band, 2 * cols)
+    products = grad.new_empty(4, 4, K, bands.band, cols)
+    total = grad.new_zeros(16, K, C)
     for b, top, n, tiled in bands:
         last = min(2 * (top + n), H)
         if last < 2 * (top + n) or W < 2 * cols:
             padded.zero_()
-        padded[: last - 2 * top, :W] = g[b, 2 * top : last]
-        blocks = padded[: 2 * n].view(n, 2, cols, 2, K)
-        for x_, row in enumerate(_untile_adjoint(blocks, 1)):
-            for y, value in enumerate(_untile_adjoint(row, 2)):
-                products[x_, y, :n] = value
-        total.baddbmm_(tiled.transpose(1, 2), products[:, :, :n].reshape(16, n * cols, K))
+        padded[:, : last - 2 * top, :W] = grad[b, :, 2 * top : last]
+        blocks = padded[:, : 2 * n].view(K, n, 2, cols, 2)
+        for x_, row in enumerate(_untile_adjoint(blocks, 2)):
+            for y, value in enumerate(_untile_adjoint(row, 3)):
+                products[x_, y, :, :n] = value
+        total.baddbmm_(products[:, :, :, :n].reshape(16, K, n * cols), tiled.transpose(1, 2))
     return total
 
 

@@ -62,7 +62,7 @@ def test_float32_error_is_at_most_that_of_pytorch_direct_kernel() -> None:
 
 def test_filter_transform_adjoint_is_its_gradient() -> None:
     w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
-    grad = torch.randn(16, 2, 3, dtype=torch.float64)
+    grad = torch.randn(16, 3, 2, dtype=torch.float64)
     (expected,) = torch.autograd.grad(filter_transform(w), w, grad)
     torch.testing.assert_close(filter_transform_adjoint(grad), expected)
 
