@@ -25,6 +25,7 @@ from torch import nn
 
 from ..engine.logger import peak_memory_mb
 from ..engine.optim import build_optimizer
+from ..models.winograd import direct_convolution
 
 __all__ = ["Target", "CASES", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
@@ -285,10 +286,11 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
 
 
 def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
-    """FLOPs of one call (a multiply-add counts 2), in total and per operator."""
+    """FLOPs of one call (a multiply-add counts 2), in total and per operator; convolutions are
+    counted as direct ones (as the papers count them), not as the Winograd products run on a CPU."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, direct_convolution():
         fn()
     per_op = {str(op).split(".")[1] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
     return float(counter.get_total_flops()), per_op

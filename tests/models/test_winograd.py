@@ -84,7 +84,7 @@ def test_autocast_runs_in_its_dtype_within_three_times_the_error_of_conv2d() -> 
     assert w.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
 
 
-def test_small_images_and_compiled_graphs_use_the_direct_kernel_whatever_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_images_compiled_graphs_and_direct_blocks_use_the_direct_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(winograd, "winograd_conv3x3", lambda x, w: calls.append(x.shape) or F.conv2d(x, w, padding=1))
     w = torch.randn(4, 3, 3, 3)
@@ -92,6 +92,9 @@ def test_small_images_and_compiled_graphs_use_the_direct_kernel_whatever_the_bat
     assert calls == []
     conv3x3(torch.randn(1, 3, 32, 64), w)
     assert calls == [(1, 3, 32, 64)]
+    with winograd.direct_convolution():
+        conv3x3(torch.randn(1, 3, 32, 64), w)
+    assert len(calls) == 1
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     conv3x3(torch.randn(1, 3, 32, 64), w)
     assert len(calls) == 1

@@ -45,6 +45,17 @@ def test_flops_command_reports_the_papers_numbers(capsys):
     assert attention == [pytest.approx(per_product, abs=0.005)] * 2
 
 
+def test_count_flops_of_a_head_convolution_counts_the_direct_algorithm():
+    """On the CPU the 3x3 convolution runs as Winograd products; the count is the direct one's."""
+    from swinseg.models.heads import ConvModule
+
+    module = ConvModule(16, 8, 3).eval()
+    x = torch.zeros(1, 16, 64, 48)
+    with torch.no_grad():
+        total, per_op = benchmark.count_flops(lambda: module(x))
+    assert per_op["convolution"] == 2 * 64 * 48 * 16 * 8 * 9
+
+
 def test_unknown_case_is_an_error(capsys):
     assert main(["benchmark", "--cases", "nope"]) == 1
     assert "unknown case(s) nope" in capsys.readouterr().err
