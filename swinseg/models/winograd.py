@@ -119,8 +119,8 @@ def _convolve(x: Tensor, transformed: Tensor) -> Tensor:
         m = torch.bmm(transformed, tiled, out=products[:, :, : n * cols]).view(4, 4, K, n, cols)
         _untile(m, half[0, :, :, :n], half[1, :, :, :n])
         block = out[b, :, 2 * top : 2 * (top + n)].view(K, n, 2, cols, 2)
-        for x_ in range(2):
-            _untile(half[x_, :, :, :n], block[:, :, x_, :, 0], block[:, :, x_, :, 1])
+        for i in range(2):
+            _untile(half[i, :, :, :n], block[:, :, i, :, 0], block[:, :, i, :, 1])
     return out[:, :, :H, :W]
 
 
@@ -128,7 +128,7 @@ def _weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     """Gradient of the transformed filters, (16, K, C), from the input and the output gradient."""
     C, K = x.shape[1], grad.shape[1]
     bands = _Bands(x, K)
-    rows, cols = bands.tiles
+    cols = bands.tiles[1]
     H, W = x.shape[-2:]
     padded = grad.new_zeros(K, 2 * bands.band, 2 * cols)
     products = grad.new_empty(4, 4, K, bands.band, cols)
@@ -139,9 +139,9 @@ def _weight_grad(x: Tensor, grad: Tensor) -> Tensor:
             padded.zero_()
         padded[:, : last - 2 * top, :W] = grad[b, :, 2 * top : last]
         blocks = padded[:, : 2 * n].view(K, n, 2, cols, 2)
-        for x_, row in enumerate(_untile_adjoint(blocks, 2)):
-            for y, value in enumerate(_untile_adjoint(row, 3)):
-                products[x_, y, :, :n] = value
+        for i, row in enumerate(_untile_adjoint(blocks, 2)):
+            for j, value in enumerate(_untile_adjoint(row, 3)):
+                products[i, j, :, :n] = value
         total.baddbmm_(products[:, :, :, :n].reshape(16, K, n * cols), tiled.transpose(1, 2))
     return total
 
@@ -170,7 +170,7 @@ def winograd_conv3x3(x: Tensor, weight: Tensor) -> Tensor:
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
     with torch.autocast(x.device.type, enabled=False):
-        return _WinogradConv.apply(x, weight.to(x.dtype))
+        return _WinogradConv.apply(x, weight)
 
 
 @contextmanager
