@@ -84,7 +84,7 @@ class _Bands:
         B, C, H, W = x.shape
         self.tiles = rows, cols = (H + 1) // 2, (W + 1) // 2
         self.band = max(1, min(rows, _BAND_ELEMENTS // (16 * cols * max(C, out_channels))))
-        self.padded = x.new_empty(C, 2 * self.band + 2, 2 * cols + 2)
+        self.padded = x.new_zeros(C, 2 * self.band + 2, 2 * cols + 2)  # columns outside 1..W stay zero
         self.rows = x.new_empty(4, C, self.band, 2 * cols + 2)
         self.tiled = x.new_empty(4, 4, C, self.band, cols)
 
@@ -96,8 +96,10 @@ class _Bands:
             for top in range(0, rows, self.band):
                 n = min(self.band, rows - top)
                 first, last = 2 * top - 1, min(2 * (top + n) + 1, H)
-                self.padded.zero_()
-                self.padded[:, max(first, 0) - first : last - first, 1 : W + 1] = self.x[b, :, max(first, 0) : last]
+                start = max(first, 0)
+                self.padded[:, : start - first].zero_()
+                self.padded[:, start - first : last - first, 1 : W + 1] = self.x[b, :, start:last]
+                self.padded[:, last - first : 2 * n + 2].zero_()
                 band_rows = self.rows[:, :, :n]
                 _tile_transform(self.padded.transpose(0, 1), n, band_rows.transpose(1, 2))
                 tiled = self.tiled[:, :, :, :n]
@@ -130,14 +132,13 @@ def _weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     bands = _Bands(x, K)
     cols = bands.tiles[1]
     H, W = x.shape[-2:]
-    padded = grad.new_zeros(K, 2 * bands.band, 2 * cols)
+    padded = grad.new_zeros(K, 2 * bands.band, 2 * cols)  # columns from W on stay zero
     products = grad.new_empty(4, 4, K, bands.band, cols)
     total = grad.new_zeros(16, K, C)
     for b, top, n, tiled in bands:
         last = min(2 * (top + n), H)
-        if last < 2 * (top + n) or W < 2 * cols:
-            padded.zero_()
         padded[:, : last - 2 * top, :W] = grad[b, :, 2 * top : last]
+        padded[:, last - 2 * top : 2 * n].zero_()
         blocks = padded[:, : 2 * n].view(K, n, 2, cols, 2)
         for i, row in enumerate(_untile_adjoint(blocks, 2)):
             for j, value in enumerate(_untile_adjoint(row, 3)):

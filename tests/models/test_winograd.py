@@ -103,7 +103,8 @@ def test_small_images_compiled_graphs_and_direct_blocks_use_the_direct_kernel(mo
 def test_conv_module_keeps_mmcv_parameters_and_matches_its_conv() -> None:
     module = ConvModule(8, 4, 3).eval()
     assert set(dict(module.named_parameters())) == {"conv.weight", "bn.weight", "bn.bias"}
-    x = torch.randn(2, 8, 40, 40)
+    x = torch.randn(2, 8, 48, 48)  # 2304 pixels per image: past the Winograd threshold
+    assert 48 * 48 >= winograd._MIN_PIXELS
     with torch.no_grad():
         expected = module.activate(module.bn(module.conv(x)))
         torch.testing.assert_close(module(x), expected, rtol=1e-5, atol=1e-5)
