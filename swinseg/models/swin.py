@@ -237,9 +237,12 @@ class WindowAttention(nn.Module):
 
     def attention_mask(self, window: int, shift_mask: Tensor | None = None) -> Tensor:
         """The additive mask of :meth:`forward`: the relative position bias, plus the
-        (num_windows, N, N) shift mask where there is one. (1 or num_windows, heads, N, N)."""
+        (num_windows, N, N) shift mask where there is one, in the dtype the attention computes in
+        (autocast's, when it is on). (1 or num_windows, heads, N, N)."""
         bias = self.relative_position_bias(window).unsqueeze(0)
-        return bias if shift_mask is None else shift_mask.unsqueeze(1).to(bias.dtype) + bias
+        mask = bias if shift_mask is None else shift_mask.unsqueeze(1).to(bias.dtype) + bias
+        device = mask.device.type
+        return mask.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else mask
 
     def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
         """(B, num_windows, N, C) -> same shape, with :meth:`attention_mask`'s ``attn_mask``.
@@ -263,7 +266,9 @@ class WindowAttention(nn.Module):
             n = B * nW * heads
             mask = attn_mask.expand(B, nW, -1, -1, -1).reshape(n, N, N)
             scores = torch.baddbmm(mask, q.reshape(n, N, -1), k.reshape(n, N, -1).transpose(1, 2), alpha=self.scale)
-            x = torch.bmm(F.dropout(scores.softmax(-1), dropout), v.reshape(n, N, -1))
+            # in float32 and rounded once: on a CPU, faster than PyTorch's bf16 softmax kernel
+            probs = scores.softmax(-1, dtype=torch.float32).to(scores.dtype) if scores.is_cpu else scores.softmax(-1)
+            x = torch.bmm(F.dropout(probs, dropout), v.reshape(n, N, -1))
         x = x.view(B, nW, heads, N, -1).transpose(2, 3).reshape(B, nW, N, C)
         return self.proj_drop(self.proj(x))
 
