@@ -8,7 +8,7 @@ resolution of its first input level.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -91,9 +91,30 @@ class ConvModule(nn.Module):
         self.activate = ReLU(inplace=inplace)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
 
+    def _conv(self, x: Tensor, weight: Tensor) -> Tensor:
+        if self.conv.kernel_size == (3, 3):
+            return conv3x3(x, weight)
+        return F.conv2d(x, weight, padding=self.conv.padding)
+
     def forward(self, x: Tensor) -> Tensor:
-        y = conv3x3(x, self.conv.weight) if self.conv.kernel_size == (3, 3) else self.conv(x)
-        return self.activate(self.bn(y))
+        return self.activate(self.bn(self._conv(x, self.conv.weight)))
+
+    def forward_concat(self, parts: Iterable[Tensor]) -> Tensor:
+        """``forward(torch.cat(parts, dim=1))``. When a gradient is needed, without the
+        concatenation: the convolution as the sum of one per part (slices of the weight's input
+        channels), taking the parts one at a time. Given a generator, each part is then made just
+        before its convolution, and the backward pass takes each part's gradient back through
+        what made it before making the next, instead of the concatenation's gradient all at
+        once. Inference keeps the single convolution (faster)."""
+        if not torch.is_grad_enabled():
+            return self(torch.cat(list(parts), dim=1))
+        out, start = None, 0
+        for x in parts:
+            y = self._conv(x, self.conv.weight[:, start : start + x.shape[1]])
+            out, start = (y if out is None else out + y), start + x.shape[1]
+        if out is None or start != self.conv.in_channels:
+            raise ValueError(f"forward_concat: the parts have {start} channels in all, the convolution takes {self.conv.in_channels}")
+        return self.activate(self.bn(out))
 
 
 class DecodeHead(nn.Module):
@@ -177,7 +198,7 @@ class UPerHead(DecodeHead):
         outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals[:-1], strict=True)]
         outs.append(laterals[-1])
         size = outs[0].shape[-2:]
-        fused = self.fpn_bottleneck(torch.cat([resize(o, size, self.align_corners) for o in outs], dim=1))
+        fused = self.fpn_bottleneck.forward_concat(resize(o, size, self.align_corners) for o in outs)
         return self.cls_seg(fused)
 
 
