@@ -74,8 +74,8 @@ def shift_window_mask(height: int, width: int, window: int, shift: int, device: 
         idx = torch.arange(size, device=device)
         return (idx >= size - window).long() + (idx >= size - shift).long()
 
-    region = regions(height)[:, None] * 3 + regions(width)[None, :]
-    region = region.view(height // window, window, width // window, window).transpose(1, 2).reshape(-1, window * window)
+    rows, cols = window_coordinates(height, width, window, device)
+    region = (regions(height)[rows] * 3 + regions(width)[cols]).view(-1, window * window)
     different = region[:, :, None] != region[:, None, :]
     return torch.zeros(different.shape, device=device).masked_fill_(different, -100.0)
 
@@ -103,36 +103,34 @@ def padded(size: int, multiple: int) -> int:
     return (size + multiple - 1) // multiple * multiple
 
 
-def window_partition(x: Tensor, window: int) -> Tensor:
-    """(B, H, W, C) with H, W multiples of ``window`` -> (B, num_windows, window^2, C)."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // window, window, W // window, window, C).transpose(2, 3)
-    return x.reshape(B, -1, window * window, C)
-
-
-def window_reverse(windows: Tensor, window: int, height: int, width: int) -> Tensor:
-    """(B, num_windows, window^2, C) -> (B, height, width, C); inverse of :func:`window_partition`."""
-    B, _, _, C = windows.shape
-    x = windows.view(B, height // window, width // window, window, window, C).transpose(2, 3)
-    return x.reshape(B, height, width, C)
+def window_coordinates(height: int, width: int, window: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """Row and column in a ``height`` x ``width`` map (multiples of ``window``) of each position
+    of window order (windows row by row, the tokens of a window row by row): two (height * width,)
+    long tensors. Built by broadcasting, so that traced sizes add no guards."""
+    shape = (height // window, width // window, window, window)
+    rows = torch.arange(height, device=device).view(-1, 1, window, 1).expand(shape)
+    cols = torch.arange(width, device=device).view(1, -1, 1, window).expand(shape)
+    return rows.flatten(), cols.flatten()
 
 
 def window_order(height: int, width: int, window: int, shift: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
     """The token permutation of shifted-window attention on a ``height`` x ``width`` map.
 
     Padding bottom/right to multiples of ``window`` (``Hp``, ``Wp``), rolling by ``-shift`` and
-    :func:`window_partition` reorder the tokens; applied to index maps, they give ``order``
-    (Hp * Wp,): for each window-order position, its token's index in the padded map, and
-    ``inverse`` (height * width,): for each token of the map, its window-order position (the
-    reverse, roll back and crop).
+    partitioning into windows reorder the tokens. ``order`` (Hp * Wp,): for each window-order
+    position, its token's index in the padded map; ``inverse`` (height * width,): for each token
+    of the map, its window-order position (the reverse: unpartition, roll back and crop).
     """
     Hp, Wp = padded(height, window), padded(width, window)
-    index = torch.arange(Hp * Wp, device=device).view(1, Hp, Wp, 1)
-    order = window_partition(torch.roll(index, (-shift, -shift), dims=(1, 2)) if shift else index, window)
-    position = window_reverse(index.view(1, -1, window * window, 1), window, Hp, Wp)
+    rows, cols = window_coordinates(Hp, Wp, window, device)
     if shift:
-        position = torch.roll(position, (shift, shift), dims=(1, 2))
-    return order.flatten(), position[:, :height, :width].flatten()
+        rows = torch.roll(torch.arange(Hp, device=device), -shift)[rows]
+        cols = torch.roll(torch.arange(Wp, device=device), -shift)[cols]
+    index = torch.arange(Hp * Wp, device=device)
+    order = index.view(Hp, Wp)[rows, cols]
+    position = torch.empty_like(index).scatter_(0, order, index).view(Hp, Wp)
+    inverse = position[torch.arange(height, device=device)[:, None], torch.arange(width, device=device)[None, :]]
+    return order, inverse.flatten()
 
 
 @lru_cache(maxsize=64)

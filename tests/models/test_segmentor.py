@@ -306,3 +306,24 @@ def test_head_relu_keeps_a_mask_not_outputs():
     out.backward(grad)
     expected.backward(grad)
     assert torch.equal(x.grad, ref.grad)
+
+
+def test_compiled_whole_inference_takes_new_sizes_without_recompiling() -> None:
+    """``torch.compile(dynamic=True)`` traces the model once for keep-ratio inference: window
+    counts, padding, shift masks and the window permutation are symbolic (no guard on a size).
+    Sizes keep every convolution input above 20480 elements, under which PyTorch's own backend
+    choice for convolutions adds a guard; the first size is not square (duck sizing would tie H to W)."""
+    torch.manual_seed(0)
+    model = swinseg.create_model(TINY, **{**SMALL, "decode_head": dict(channels=64, num_classes=5)}).eval()
+    graphs: list[torch.fx.GraphModule] = []
+
+    def counting_backend(gm: torch.fx.GraphModule, example_inputs: list) -> object:
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = torch.compile(model.encode_decode, dynamic=True, backend=counting_backend)
+    with torch.no_grad():
+        for size in [(320, 288), (416, 448), (448, 301)]:  # 448 / 4 = 16 windows of 7: no padding
+            x = torch.randn(1, 3, *size)
+            torch.testing.assert_close(compiled(x), model.encode_decode(x), rtol=1e-4, atol=1e-5)
+    assert len(graphs) == 1
