@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from swinseg import SwinTransformer
-from swinseg.models.swin import PatchEmbed, PatchMerging, relative_position_index, shift_window_mask
+from swinseg.models.swin import PatchEmbed, PatchMerging, padded, relative_position_index, shift_window_mask, window_order
 
 from ..helpers import max_diff, randomize_
 
@@ -49,6 +49,22 @@ def _mask_by_slices(H: int, W: int, M: int, s: int) -> torch.Tensor:
 @pytest.mark.parametrize("H,W,M", [(14, 14, 7), (7, 7, 7), (12, 18, 6), (8, 4, 4)])
 def test_shift_mask_matches_slice_construction(H, W, M):
     assert torch.equal(shift_window_mask(H, W, M, M // 2), _mask_by_slices(H, W, M, M // 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.sampled_from([3, 5, 7]), st.booleans())
+def test_window_order_is_pad_roll_partition_and_its_inverse(H: int, W: int, M: int, shifted: bool) -> None:
+    """The gathers equal MMSegmentation's explicit steps: zero-pad bottom/right, roll by -shift,
+    partition into windows; and the inverse gather undoes them (roll back, crop)."""
+    s = M // 2 if shifted else 0
+    Hp, Wp = padded(H, M), padded(W, M)
+    x = torch.randn(1, H, W, 2)
+    xp = torch.roll(torch.nn.functional.pad(x, (0, 0, 0, Wp - W, 0, Hp - H)), (-s, -s), dims=(1, 2))
+    expected = xp.view(1, Hp // M, M, Wp // M, M, 2).permute(0, 1, 3, 2, 4, 5).reshape(1, -1, 2)
+    order, inverse = window_order(H, W, M, s)
+    windows = torch.nn.functional.pad(x, (0, 0, 0, Wp - W, 0, Hp - H)).reshape(1, -1, 2)[:, order]
+    assert torch.equal(windows, expected)
+    assert torch.equal(windows[:, inverse].view(1, H, W, 2), x)
 
 
 def test_patch_merging_order_is_official():
