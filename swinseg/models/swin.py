@@ -254,7 +254,6 @@ class WindowAttention(nn.Module):
         B, nW, N, C = x.shape
         heads = self.num_heads
         q, k, v = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
-        attn_mask = attn_mask.to(q.dtype)
         dropout = self.attn_drop if self.training else 0.0
         if torch.compiler.is_compiling():
             mask = attn_mask.expand(nW, -1, -1, -1).reshape(1, nW * heads, N, N)
