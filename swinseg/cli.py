@@ -11,26 +11,28 @@ from typing import Any
 
 import torch
 
+from .ops.precision import DTYPES
+
 __all__ = ["main"]
 
 
-def _load_model(model: str, checkpoint: str | bool | None, published: bool = True) -> torch.nn.Module:
+def _load_model(model: str, checkpoint: str | bool | None, published: bool = True, dtype: str = "fp32") -> torch.nn.Module:
     """A checkpoint file's model (its weights replaced by ``checkpoint`` when given), or a
     registered model with ``checkpoint``, else its published weights when ``published``; in
-    eval mode."""
+    eval mode, its weights in ``dtype``."""
     from .checkpoint import load_checkpoint
     from .models.factory import create_model
 
     if not Path(model).exists():
-        return create_model(model, pretrained=checkpoint or published).eval()
+        return create_model(model, pretrained=checkpoint or published, dtype=dtype).eval()
     net = create_model(model)
     if checkpoint:
         load_checkpoint(net, checkpoint)
-    return net.eval()
+    return net.to(DTYPES[dtype]).eval()
 
 
-def _load_classifier(name: str, checkpoint: str | None) -> torch.nn.Module:
-    model = _load_model(name, checkpoint, published=False)
+def _load_classifier(name: str, checkpoint: str | None, dtype: str) -> torch.nn.Module:
+    model = _load_model(name, checkpoint, published=False, dtype=dtype)
     if getattr(model, "num_classes", 0) <= 0:
         raise ValueError(f"{name} is a backbone without a classification head")
     return model
@@ -48,10 +50,10 @@ def _top_classes(logits: torch.Tensor, k: int) -> list[tuple[str, float]]:
 def cmd_classify(args: argparse.Namespace) -> None:
     from .data import classification_input, read_image
 
-    model = _load_classifier(args.model, args.checkpoint).to(args.device)
+    model = _load_classifier(args.model, args.checkpoint, args.dtype).to(args.device)
     size = args.size or model.config.get("pretrain_img_size", 224)
     for path in args.images:
-        x = classification_input(read_image(path), size).unsqueeze(0).to(args.device)
+        x = classification_input(read_image(path), size).unsqueeze(0).to(args.device, DTYPES[args.dtype])
         with torch.inference_mode():
             logits = model(x)[0]
         print(f"{path}:")
@@ -103,8 +105,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     Trainer(config, work_dir, resume=args.resume, device=args.device).train()
 
 
-def _config_model(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device) -> tuple:
-    """``(config, segmentor on device in eval mode, load report or None)``."""
+def _config_model(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32") -> tuple:
+    """``(config, segmentor on device in eval mode with its weights in dtype, load report or None)``."""
     from .checkpoint import load_checkpoint
     from .configs import load_config
     from .engine.distributed import rank_zero_first
@@ -116,14 +118,14 @@ def _config_model(config_name: str, overrides: list[str] | None, checkpoint: str
     if checkpoint:
         with rank_zero_first():
             report = load_checkpoint(model, checkpoint)
-    return config, model.to(device).eval(), report
+    return config, model.to(device, DTYPES[dtype]).eval(), report
 
 
-def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device) -> tuple:
+def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32") -> tuple:
     """``(config, segmentor on device in eval mode, load report or None, validation dataset)``."""
     from .data.dataset import build_dataset
 
-    config, model, report = _config_model(config_name, overrides, checkpoint, device)
+    config, model, report = _config_model(config_name, overrides, checkpoint, device, dtype)
     return config, model, report, build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
 
 
@@ -133,7 +135,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     from .engine.distributed import get_rank, init_distributed
     from .engine.evaluate import evaluate
 
-    config, model, report, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, init_distributed(args.device))
+    config, model, report, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, init_distributed(args.device), args.dtype)
     if args.mode:
         model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
     if get_rank() == 0:
@@ -174,7 +176,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    target = bench.Target(device, torch.bfloat16 if args.bf16 else None, args.compile)
+    target = bench.Target(device, torch.bfloat16 if args.bf16 else None, args.compile, DTYPES[args.dtype])
     if args.config:
         _benchmark_config(args, target)
         return
@@ -184,11 +186,15 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     peaks = {"fp32": bench.matmul_peak(device), "bf16": bench.matmul_peak(device, torch.bfloat16)}
     env = bench.environment(device)
     print(f"{env}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
-    ours = bench.Target(device, torch.bfloat16, args.compile) if args.bf16_ours else None
+    ours = None
+    if args.bf16_ours or args.ours_dtype:
+        ours = bench.Target(device, torch.bfloat16 if args.bf16_ours else target.dtype, args.compile, DTYPES[args.ours_dtype or args.dtype])
     results = bench.run_cases(args.cases, target, args.warmup, args.rounds, args.memory, ours=ours)
-    print(bench.format_table(results, peaks["bf16" if args.bf16 or args.bf16_ours else "fp32"]))
+    low = args.bf16 or args.bf16_ours or "bf16" in (args.dtype, args.ours_dtype)
+    print(bench.format_table(results, peaks["bf16" if low else "fp32"]))
     if args.out:
-        settings = {"bf16": args.bf16, "bf16_ours": args.bf16_ours, "compile": args.compile, "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
+        settings = {"bf16": args.bf16, "bf16_ours": args.bf16_ours, "dtype": args.dtype, "ours_dtype": args.ours_dtype, "compile": args.compile,
+                    "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
         bench.write_json(args.out, results, device, peaks, settings)
         print(f"wrote {args.out}")
 
@@ -197,7 +203,7 @@ def _benchmark_config(args: argparse.Namespace, target: Any) -> None:
     """MMSegmentation-style FPS of a config's model on its validation images."""
     from .tools.benchmark import dataset_fps
 
-    config, model, _, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, target.device)
+    config, model, _, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, target.device, args.dtype)
     if target.compile:
         model.inference = torch.compile(model.inference, dynamic=True)
     print(f"{Path(config['source']).stem}: {args.images} passes over {len(dataset)} validation images "
@@ -257,10 +263,10 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return out
 
 
-def _load_segmentor(model: str, checkpoint: str | bool | None, device: str) -> torch.nn.Module:
+def _load_segmentor(model: str, checkpoint: str | bool | None, device: str, dtype: str) -> torch.nn.Module:
     from .models.segmentor import EncoderDecoder
 
-    net = _load_model(model, checkpoint)
+    net = _load_model(model, checkpoint, dtype=dtype)
     if not isinstance(net, EncoderDecoder):
         raise ValueError(f"{model} is not a segmentation model (see swinseg models '*upernet*')")
     return net.to(device)
@@ -279,7 +285,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if min(args.crop, args.stride, args.batch_size) <= 0:
         raise ValueError("--crop, --stride and --batch-size must be positive")
     images = expand_inputs(args.inputs)
-    model = _load_segmentor(args.model, args.checkpoint, args.device)
+    model = _load_segmentor(args.model, args.checkpoint, args.device, args.dtype)
     if args.mode:
         model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
     out = Path(args.out)
@@ -379,6 +385,10 @@ def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=help)
 
 
+def _add_dtype(parser: argparse.ArgumentParser, help: str = "weights and inputs in this dtype (default fp32); logits are resized in fp32") -> None:
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .checkpoint import FORMATS
@@ -417,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the metrics as JSON here")
     _add_set(p, "config overrides, e.g. data.root=/data/ade")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_dtype(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("config", help="print a resolved config, or list the shipped ones")
@@ -444,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
                    help="cases to run (see swinseg/tools/benchmark.py CASES)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_dtype(p, "weights and inputs of every implementation in this dtype (default fp32)")
+    p.add_argument("--ours-dtype", choices=tuple(DTYPES), help="swinseg's weights and inputs in this dtype, the peers' as --dtype")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     bf16 = p.add_mutually_exclusive_group()
     bf16.add_argument("--bf16", action="store_true", help="bf16 autocast")
@@ -473,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="input size (default: the model's pre-training size)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    _add_dtype(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser(
@@ -492,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
     p.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    _add_dtype(p)
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
     p.set_defaults(func=cmd_predict)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def _define_torchvision_schemas() -> None:
 
 _define_torchvision_schemas()
 torch.set_num_threads(min(torch.get_num_threads(), 2))
+# kernel choices (and downloads) of the suite stay out of the user's ~/.cache/swinseg
+os.environ.setdefault("SWINSEG_HOME", tempfile.mkdtemp(prefix="swinseg-test-home-"))
 
 
 @pytest.fixture

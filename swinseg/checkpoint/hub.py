@@ -14,15 +14,19 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-__all__ = ["cache_dir", "download", "hash_from_filename", "is_url"]
+__all__ = ["cache_dir", "download", "hash_from_filename", "home", "is_url"]
 
 _CHUNK = 1 << 20
 
 
+def home() -> Path:
+    """``$SWINSEG_HOME`` (default ``~/.cache/swinseg``): downloaded weights, kernel choices."""
+    return Path(os.environ.get("SWINSEG_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "swinseg"))
+
+
 def cache_dir() -> Path:
     """``$SWINSEG_HOME/checkpoints`` (default ``~/.cache/swinseg/checkpoints``)."""
-    home = os.environ.get("SWINSEG_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "swinseg")
-    return Path(home) / "checkpoints"
+    return home() / "checkpoints"
 
 
 def is_url(source: str | os.PathLike) -> bool:

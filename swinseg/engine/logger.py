@@ -103,6 +103,11 @@ class TrainLogger:
         self._write(f"Iter(val) [{iteration}]\n{table}")
         self._record({"mode": "val", "iter": iteration, **summary})
 
+    def log_kernels(self, iteration: int, choices: dict[str, str]) -> None:
+        """Print kernel choices made since the last call (:func:`swinseg.ops.choices`)."""
+        if self.enabled and choices:
+            self._write(f"Kernels [{iteration}]  " + "  ".join(f"{k}: {v}" for k, v in sorted(choices.items())))
+
     def _write(self, line: str) -> None:
         if self.bar is not None and not self.bar.disable:
             self.bar.write(line)

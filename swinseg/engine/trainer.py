@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..checkpoint.loading import NATIVE_FORMAT
+from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
@@ -143,11 +144,15 @@ class Trainer:
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
+        ops.restore(state["meta"].get("kernels", {}))
         self.iteration = int(state["iteration"])
         self._print(f"resumed from {path} at iteration {self.iteration}")
 
     def _state(self, full: bool = True) -> dict[str, Any]:
-        meta = {"format": NATIVE_FORMAT, "config": self.model.config, "dataset_meta": self.model.dataset_meta, "iteration": self.iteration}
+        meta = {
+            "format": NATIVE_FORMAT, "config": self.model.config, "dataset_meta": self.model.dataset_meta, "iteration": self.iteration,
+            "kernels": ops.choices(),
+        }
         state: dict[str, Any] = {"state_dict": self.model.state_dict(), "meta": meta}
         if full:
             state |= {
@@ -217,6 +222,7 @@ class Trainer:
             f"global batch {global_batch}) on {self.device}; work dir {self.work_dir}"
         )
         last_metrics = None
+        logged_kernels = ops.choices()  # a resumed run's were logged before its checkpoint
         try:
             if self.iteration and self._validation_due(self.iteration) and not self._validated(self.iteration):
                 last_metrics = self._validate_and_keep_best(self.iteration, logger)  # a kill interrupted it
@@ -228,6 +234,8 @@ class Trainer:
                 it = self.iteration
                 if it % cfg["log_interval"] == 0 or it == max_iters:
                     logger.log(it, self.device)
+                    logger.log_kernels(it, dict(ops.choices().items() - logged_kernels.items()))
+                    logged_kernels = ops.choices()
                 if (cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters:
                     self._checkpoint(it, cfg["max_keep_ckpts"])
                 if self._validation_due(it):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .winograd import conv3x3
+from ..ops import conv3x3
 
 __all__ = ["AdaptiveAvgPool", "ConvModule", "ReLU", "DecodeHead", "UPerHead", "FCNHead", "resize"]
 
@@ -82,7 +82,7 @@ class ReLU(nn.ReLU):
 
 class ConvModule(nn.Module):
     """Conv (no bias) -> BatchNorm -> ReLU, named ``conv`` and ``bn`` as in mmcv; 3x3 kernels run
-    through :func:`~swinseg.models.winograd.conv3x3`."""
+    through :func:`swinseg.ops.conv3x3` (the kernel chosen for the machine)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, inplace: bool = True) -> None:
         super().__init__()

@@ -169,8 +169,10 @@ class EncoderDecoder(nn.Module):
         return self.backbone(inputs)
 
     def encode_decode(self, inputs: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, num_classes, H, W) decode-head logits resized to the input."""
+        """(B, 3, H, W) -> (B, num_classes, H, W) decode-head logits resized to the input, in at
+        least float32 (a bf16/fp16 model's logits are resized in float32)."""
         logits = self.decode_head(self.extract_feat(inputs))
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return resize(logits, inputs.shape[-2:], self.decode_head.align_corners)
 
     def forward(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor | dict[str, Tensor]:
@@ -187,8 +189,9 @@ class EncoderDecoder(nn.Module):
         batch, _, height, width = inputs.shape
         h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
         w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
-        logits = inputs.new_zeros((batch, self.num_classes, height, width))
-        count = inputs.new_zeros((1, 1, height, width))
+        dtype = torch.promote_types(inputs.dtype, torch.float32)
+        logits = inputs.new_zeros((batch, self.num_classes, height, width), dtype=dtype)
+        count = inputs.new_zeros((1, 1, height, width), dtype=dtype)
         for h_idx in range(h_grids):
             for w_idx in range(w_grids):
                 y2 = min(h_idx * h_stride + h_crop, height)
@@ -232,11 +235,12 @@ class EncoderDecoder(nn.Module):
 
     # --- images in, label maps out ---------------------------------------------------------
     def preprocess(self, image: ImageLike, scale: float | Sequence[int] | None = None) -> Tensor:
-        """One image -> normalized (1, 3, h, w) input on the model's device, resized keeping its
-        ratio into ``scale`` (default: the test pipeline's) or by a factor."""
+        """One image -> normalized (1, 3, h, w) input on the model's device and in its dtype,
+        resized keeping its ratio into ``scale`` (default: the test pipeline's) or by a factor."""
         rgb = imrescale(as_rgb(image), scale if scale is not None else self.test_pipeline["scale"])
         x = to_input(rgb, self.data_preprocessor["mean"], self.data_preprocessor["std"])
-        return x.unsqueeze(0).to(next(self.parameters()).device)
+        weight = next(self.parameters())
+        return x.unsqueeze(0).to(weight.device, weight.dtype)
 
     @torch.no_grad()
     def predict_logits(self, image: ImageLike, mode: str | None = None) -> Tensor:

@@ -26,12 +26,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-__all__ = ["SwinTransformer", "relative_position_index", "shift_window_mask"]
+from ..ops import chunk_tokens, window_attention
 
-# Tokens per chunk when a block runs in eval mode on a CPU: the attention (by whole windows) and
-# the MLP then work on slices whose intermediates stay in the caches, so that time grows
-# linearly with image size instead of slowing once a map outgrows them.
-CHUNK_TOKENS = 2048
+__all__ = ["SwinTransformer", "relative_position_index", "shift_window_mask"]
 
 
 class DropPath(nn.Module):
@@ -243,31 +240,13 @@ class WindowAttention(nn.Module):
         return mask.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else mask
 
     def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
-        """(B, num_windows, N, C) -> same shape, with :meth:`attention_mask`'s ``attn_mask``.
-
-        Eager, as batched matrix products over (B x windows x heads, N, head_dim), the scaled
-        scores and the mask added in one ``baddbmm`` (on a CPU, faster than the fused kernels for
-        49-token windows). Under ``torch.compile``/export, as one 4-D
-        ``scaled_dot_product_attention`` on (B, windows x heads, N, head_dim) with the mask
-        broadcast over the traced batch size (the form the ONNX exporter takes).
-        """
+        """(B, num_windows, N, C) -> same shape, with :meth:`attention_mask`'s ``attn_mask``; the
+        attention kernel is :func:`swinseg.ops.window_attention`'s choice."""
         B, nW, N, C = x.shape
         heads = self.num_heads
         q, k, v = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
-        dropout = self.attn_drop if self.training else 0.0
-        if torch.compiler.is_compiling():
-            mask = attn_mask.expand(nW, -1, -1, -1).reshape(1, nW * heads, N, N)
-            q, k, v = q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2)
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale)
-        else:
-            n = B * nW * heads
-            mask = attn_mask.expand(B, nW, -1, -1, -1).reshape(n, N, N)
-            scores = torch.baddbmm(mask, q.reshape(n, N, -1), k.reshape(n, N, -1).transpose(1, 2), alpha=self.scale)
-            # in float32 and rounded once: on a CPU, faster than PyTorch's bf16 softmax kernel
-            probs = scores.softmax(-1, dtype=torch.float32).to(scores.dtype) if scores.is_cpu else scores.softmax(-1)
-            x = torch.bmm(F.dropout(probs, dropout), v.reshape(n, N, -1))
-        x = x.view(B, nW, heads, N, -1).transpose(2, 3).reshape(B, nW, N, C)
-        return self.proj_drop(self.proj(x))
+        x = window_attention(q, k, v, attn_mask, self.scale, self.attn_drop if self.training else 0.0)
+        return self.proj_drop(self.proj(x.transpose(2, 3).reshape(B, nW, N, C)))
 
 
 class SwinBlock(nn.Module):
@@ -297,26 +276,29 @@ class SwinBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
-        x = x + self.drop_path(self._window_attention(self.norm1(x), window, shift, mask))
-        if not self._chunked(x):
+        """(B, H, W, C) -> same shape. In eval mode without gradients on a CPU (eager), the
+        attention and the MLP may work on chunks of tokens (:func:`swinseg.ops.chunk_tokens`)."""
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling() or x.device.type != "cpu":
+            return self._forward(x, window, shift, mask, None)
+        tokens = chunk_tokens(lambda tokens: self._forward(x, window, shift, mask, tokens), x)
+        return self._forward(x, window, shift, mask, tokens)
+
+    def _forward(self, x: Tensor, window: int, shift: int, mask: Tensor | None, tokens: int | None) -> Tensor:
+        x = x + self.drop_path(self._window_attention(self.norm1(x), window, shift, mask, tokens))
+        if tokens is None:
             return x + self.drop_path(self.mlp(self.norm2(x)))
         flat = x.view(-1, x.shape[-1])
-        for i in range(0, flat.shape[0], CHUNK_TOKENS):
-            rows = flat[i : i + CHUNK_TOKENS]
+        for i in range(0, flat.shape[0], tokens):
+            rows = flat[i : i + tokens]
             rows += self.mlp(self.norm2(rows))
         return x
 
-    def _chunked(self, x: Tensor) -> bool:
-        """Whether to work in chunks (in place): eval mode (no drop path to draw per sample), no
-        gradient, on a CPU, eager."""
-        return not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling()) and x.device.type == "cpu"
-
-    def _attend(self, windows: Tensor, attn_mask: Tensor) -> Tensor:
-        """Attention over (B, num_windows, N, C) windows; when chunked, over runs of whole windows
-        of one image at a time (contiguous slices)."""
+    def _attend(self, windows: Tensor, attn_mask: Tensor, tokens: int | None) -> Tensor:
+        """Attention over (B, num_windows, N, C) windows; with ``tokens``, over runs of whole
+        windows of one image at a time (contiguous slices)."""
         B, nW, N, _ = windows.shape
-        per = max(CHUNK_TOKENS // N, 1)
-        if not self._chunked(windows) or B * nW <= per:
+        per = max((tokens or 0) // N, 1)
+        if tokens is None or B * nW <= per:
             return self.attn(windows, attn_mask)
         out = torch.empty_like(windows)
         for b in range(B):
@@ -325,7 +307,7 @@ class SwinBlock(nn.Module):
                 out[b : b + 1, i : i + per] = self.attn(windows[b : b + 1, i : i + per], part)
         return out
 
-    def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
+    def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None, tokens: int | None) -> Tensor:
         """Pad, roll, partition, attend and undo it all, with the two gathers of :func:`window_order`."""
         B, H, W, C = x.shape
         Hp, Wp = padded(H, window), padded(W, window)
@@ -334,7 +316,7 @@ class SwinBlock(nn.Module):
             x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
         order, inverse = (window_order if tracing else _cached_window_order)(H, W, window, shift, x.device)
         windows = x.reshape(B, Hp * Wp, C).index_select(1, order).view(B, -1, window * window, C)
-        attended = self._attend(windows, self.attn.attention_mask(window, mask))
+        attended = self._attend(windows, self.attn.attention_mask(window, mask), tokens)
         return attended.view(B, Hp * Wp, C).index_select(1, inverse).view(B, H, W, C)
 
 

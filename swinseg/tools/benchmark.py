@@ -25,9 +25,9 @@ from torch import nn
 
 from ..engine.logger import peak_memory_mb
 from ..engine.optim import build_optimizer
-from ..models.winograd import direct_convolution
+from ..ops import choices, forced, machine_info
 
-__all__ = ["Target", "CASES", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
+__all__ = ["Case", "Target", "CASES", "classify_case", "segment_case", "train_case", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
 TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
 UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
@@ -88,9 +88,18 @@ def _import_timm() -> Any:
     return timm
 
 
-def _timm_classifier(name: str) -> nn.Module | None:
+def _timm_classifier(name: str, fused: bool = False) -> nn.Module | None:
+    """timm's model; ``fused``: with its experimental fused attention (``scaled_dot_product_attention``)."""
     timm = _import_timm()
-    return timm.create_model(name, pretrained=False) if timm is not None else None
+    if timm is None:
+        return None
+    from timm.layers import set_fused_attn
+
+    set_fused_attn(fused, experimental=fused)
+    try:
+        return timm.create_model(name, pretrained=False)
+    finally:
+        set_fused_attn(False, experimental=False)
 
 
 def _hf_classifier(name: str) -> nn.Module | None:
@@ -150,29 +159,44 @@ def _hf_upernet() -> nn.Module | None:
     return UperNetForSemanticSegmentation(UperNetConfig.from_dict(config))
 
 
-CLASSIFIERS = {"swinseg": _ours_classifier, "timm": _timm_classifier, "hf": _hf_classifier, "seed": _seed_classifier}
+CLASSIFIERS = {
+    "swinseg": _ours_classifier,
+    "timm": _timm_classifier,
+    "timm-fused": lambda name: _timm_classifier(name, fused=True),
+    "hf": _hf_classifier,
+    "seed": _seed_classifier,
+}
 
 
 # --- cases ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
-    """Where and how cases run: the device, an autocast dtype (None: fp32), torch.compile (for
-    the fixed size of each case: a dynamic-shape compile takes many minutes on a CPU)."""
+    """Where and how cases run: the device, an autocast dtype (None: none), the weights' and
+    inputs' dtype for inference, torch.compile (for the fixed size of each case: a dynamic-shape
+    compile takes many minutes on a CPU)."""
 
     device: torch.device
     dtype: torch.dtype | None = None
     compile: bool = False
+    weights: torch.dtype = torch.float32
 
     def prepare(self, model: nn.Module, train: bool = False) -> nn.Module:
         model = model.to(self.device).train(train)
+        if not train:
+            model = model.to(self.weights)
         return torch.compile(model, dynamic=False) if self.compile else model
+
+    def input(self, *shape: int) -> torch.Tensor:
+        """Random inference input of ``shape`` on the device, in the weights' dtype."""
+        return torch.randn(*shape, device=self.device, dtype=self.weights)
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
     def argv(self) -> list[str]:
         """This target as the fresh memory-measuring process's arguments."""
-        return [str(self.device), *(["--bf16"] if self.dtype is torch.bfloat16 else []), *(["--compile"] if self.compile else [])]
+        return [str(self.device), *(["--bf16"] if self.dtype is torch.bfloat16 else []), *(["--compile"] if self.compile else []),
+                str(self.weights).removeprefix("torch.")]
 
 
 def _inference(model: nn.Module | None, x: torch.Tensor, target: Target) -> Callable[[], Any] | None:
@@ -187,24 +211,23 @@ def _inference(model: nn.Module | None, x: torch.Tensor, target: Target) -> Call
     return run
 
 
-def _classify_case(name: str, batch: int, size: int) -> Case:
+def classify_case(name: str, batch: int, size: int) -> Case:
     def build(impl: str, target: Target) -> Callable[[], Any] | None:
-        x = torch.randn(batch, 3, size, size, device=target.device)
-        return _inference(CLASSIFIERS[impl](name), x, target)
+        return _inference(CLASSIFIERS[impl](name), target.input(batch, 3, size, size), target)
 
-    return Case(batch, build, ("swinseg", "timm", "hf", "seed") if size == 224 else ("swinseg", "timm", "hf"))
+    return Case(batch, build, ("swinseg", "timm", "timm-fused", "hf", "seed") if size == 224 else ("swinseg", "timm", "timm-fused", "hf"))
 
 
-def _segment_case(height: int, width: int) -> Case:
+def segment_case(height: int, width: int) -> Case:
     def build(impl: str, target: Target) -> Callable[[], Any] | None:
-        x = torch.randn(1, 3, height, width, device=target.device)
+        x = target.input(1, 3, height, width)
         model = _ours_upernet() if impl == "swinseg" else _hf_upernet()
         return _inference(model if impl == "swinseg" else (_LogitsOnly(model) if model is not None else None), x, target)
 
     return Case(1, build, ("swinseg", "hf"), height * width / 1e6)
 
 
-def _train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
+def train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
     def build(impl: str, target: Target) -> Callable[[], Any] | None:
         x = torch.randn(batch, 3, size, size, device=target.device)
         labels = torch.randint(0, 150, (batch, size, size), device=target.device)
@@ -243,22 +266,21 @@ def _scaling_case(size: int) -> Case:
     def build(impl: str, target: Target) -> Callable[[], Any] | None:
         from ..models.swin import SwinTransformer
 
-        x = torch.randn(1, 3, size, size, device=target.device)
-        return _inference(SwinTransformer(**TINY, drop_path_rate=0.0), x, target)
+        return _inference(SwinTransformer(**TINY, drop_path_rate=0.0), target.input(1, 3, size, size), target)
 
     return Case(1, build, ("swinseg",), size * size / 1e6)
 
 
 CASES: dict[str, Callable[[], Case]] = {
-    "classify-b1": lambda: _classify_case("swin_tiny_patch4_window7_224", 1, 224),
-    "classify-b8": lambda: _classify_case("swin_tiny_patch4_window7_224", 8, 224),
-    "classify-b64": lambda: _classify_case("swin_tiny_patch4_window7_224", 64, 224),
-    "classify-base384": lambda: _classify_case("swin_base_patch4_window12_384", 1, 384),
-    "segment-512": lambda: _segment_case(512, 512),
-    "segment-512x683": lambda: _segment_case(512, 683),
-    "segment-512x2048": lambda: _segment_case(512, 2048),
-    "train": lambda: _train_case(),
-    "train-cp": lambda: _train_case(with_cp=True),
+    "classify-b1": lambda: classify_case("swin_tiny_patch4_window7_224", 1, 224),
+    "classify-b8": lambda: classify_case("swin_tiny_patch4_window7_224", 8, 224),
+    "classify-b64": lambda: classify_case("swin_tiny_patch4_window7_224", 64, 224),
+    "classify-base384": lambda: classify_case("swin_base_patch4_window12_384", 1, 384),
+    "segment-512": lambda: segment_case(512, 512),
+    "segment-512x683": lambda: segment_case(512, 683),
+    "segment-512x2048": lambda: segment_case(512, 2048),
+    "train": lambda: train_case(),
+    "train-cp": lambda: train_case(with_cp=True),
     "scale-448": lambda: _scaling_case(448),
     "scale-896": lambda: _scaling_case(896),
     "scale-1792": lambda: _scaling_case(1792),
@@ -286,11 +308,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
 
 
 def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
-    """FLOPs of one call (a multiply-add counts 2), in total and per operator; convolutions are
-    counted as direct ones (as the papers count them), not as the Winograd products run on a CPU."""
+    """FLOPs of one call (a multiply-add counts 2), in total and per operator, counted on the
+    plain kernels as the papers count them: direct convolutions (not the Winograd products a CPU
+    may run) and attention as two batched products; nothing is timed meanwhile."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, direct_convolution():
+    with FlopCounterMode(display=False) as counter, forced(tune=False, conv3x3="direct", attention="bmm"):
         fn()
     per_op = {str(op).split(".")[1] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
     return float(counter.get_total_flops()), per_op
@@ -326,14 +349,17 @@ def run_cases(
     memory: bool = False,
     log: Callable[[str], None] = print,
     ours: Target | None = None,
+    cases: dict[str, Callable[[], Case]] | None = None,
 ) -> list[Result]:
     """Run the cases, every implementation on ``target``, swinseg on ``ours`` when given (e.g.
-    swinseg in bf16 against the peers in fp32)."""
+    swinseg in bf16 against the peers in fp32); ``cases`` replaces :data:`CASES` (e.g. sizes of
+    one's own)."""
+    cases = cases or CASES
     device = target.device
     targets = {"swinseg": ours or target}
     results: list[Result] = []
     for name in names:
-        case = CASES[name]()
+        case = cases[name]()
         fns = {}
         for impl in case.impls:
             fn = case.build(impl, targets.get(impl, target))
@@ -381,10 +407,8 @@ def format_table(results: list[Result], peak_gflops: float | None) -> str:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+    """The machine (CPU vendor, model, ISA flags, cores; GPU), torch and the peers' versions."""
+    info = {"python": platform.python_version(), **machine_info(device)}
     timm = _import_timm()
     info["timm"] = timm.__version__ if timm else None
     for name in ("transformers", "swin_transformer_pytorch"):
@@ -431,7 +455,7 @@ def dataset_fps(
 
 
 def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float], settings: dict[str, Any]) -> None:
-    payload = {"environment": environment(device), "settings": settings, "matmul_peak_gflops": peaks,
+    payload = {"environment": environment(device), "settings": settings, "matmul_peak_gflops": peaks, "kernels": choices(),
                "results": [asdict(r) | {"median": r.median} for r in results]}
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
@@ -439,5 +463,5 @@ def write_json(path: str, results: list[Result], device: torch.device, peaks: di
 
 if __name__ == "__main__":  # the fresh process of _peak_memory
     _, case_name, impl_name, device_name, *flags = sys.argv
-    fresh = Target(torch.device(device_name), torch.bfloat16 if "--bf16" in flags else None, "--compile" in flags)
+    fresh = Target(torch.device(device_name), torch.bfloat16 if "--bf16" in flags else None, "--compile" in flags, getattr(torch, flags[-1]))
     print(_measure_memory(case_name, impl_name, fresh))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from swinseg.models import winograd
+from swinseg import ops
 from swinseg.models.heads import ConvModule, resize
 
 
@@ -14,15 +14,15 @@ from swinseg.models.heads import ConvModule, resize
 def test_forward_concat_equals_the_convolution_of_the_concatenation(kernel: int) -> None:
     torch.manual_seed(0)
     module = ConvModule(11, 5, kernel).double().train()
-    side = 48  # past the Winograd threshold: the parts go through it one by one
-    assert side * side >= winograd._MIN_PIXELS
+    side = 48
     parts = [torch.randn(2, c, side, side, dtype=torch.float64, requires_grad=True) for c in (4, 2, 5)]
 
-    with winograd.direct_convolution():  # the reference: PyTorch's kernel on the concatenation
+    with ops.forced(conv3x3="direct"):  # the reference: PyTorch's kernel on the concatenation
         expected = module(torch.cat(parts, dim=1))
         expected_grads = torch.autograd.grad(expected.square().sum(), [*parts, module.conv.weight])
-    got = module.forward_concat(iter(parts))
-    grads = torch.autograd.grad(got.square().sum(), [*parts, module.conv.weight])
+    with ops.forced(conv3x3="winograd"):  # the parts go through it one by one
+        got = module.forward_concat(iter(parts))
+        grads = torch.autograd.grad(got.square().sum(), [*parts, module.conv.weight])
 
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     for g, e in zip(grads, expected_grads, strict=True):

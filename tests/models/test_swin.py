@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from swinseg import SwinTransformer
+from swinseg import SwinTransformer, ops
 from swinseg.models.swin import PatchEmbed, PatchMerging, padded, relative_position_index, shift_window_mask, window_order
 
 from ..helpers import max_diff, randomize_
@@ -175,17 +175,19 @@ def test_any_size_gives_ceil_divided_finite_outputs(h, w, batch, window, classif
         assert max_diff(o[:1], single[i]) < 1e-5
 
 
-def test_chunked_eval_equals_the_whole_map_computation():
-    """Eval mode on a CPU works on chunks of windows and tokens (swin.CHUNK_TOKENS); train mode
-    without dropout computes the same on whole maps."""
-    from swinseg.models import swin
-
+@pytest.mark.parametrize("chunk", ["2048", "8192"])
+@pytest.mark.parametrize("attention", ["sdpa", "bmm"])
+def test_chunked_eval_equals_the_whole_map_computation(chunk: str, attention: str):
+    """Eval mode without gradients on a CPU may work on chunks of windows and tokens (each
+    candidate of swinseg.ops.chunk_tokens, with each attention kernel); train mode without
+    dropout computes the same on whole maps."""
     torch.manual_seed(0)
     model = SwinTransformer(embed_dims=16, depths=[2, 2], num_heads=[1, 2], strides=[4, 2], out_indices=[0, 1], drop_path_rate=0.0)
     x = torch.randn(2, 3, 300, 333)  # 75 x 84 tokens in stage 1: several chunks, padded windows
-    assert x.shape[0] * 75 * 84 > 2 * swin.CHUNK_TOKENS
-    with torch.no_grad():
+    assert 2 * 75 * 84 > int(chunk)
+    with torch.no_grad(), ops.forced(chunk=chunk, attention=attention):
         chunked = model.eval()(x)
+    with torch.no_grad(), ops.forced(attention="sdpa"):
         whole = model.train()(x)
     for a, b in zip(chunked, whole, strict=True):
         assert (a - b).abs().max() < 1e-5

@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swinseg.models import winograd
+from swinseg import ops
 from swinseg.models.heads import ConvModule
-from swinseg.models.winograd import conv3x3, filter_transform, filter_transform_adjoint, winograd_conv3x3
+from swinseg.ops import winograd
+from swinseg.ops.winograd import filter_transform, filter_transform_adjoint, winograd_conv3x3
 
 
 def _both(conv, x: torch.Tensor, w: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -74,7 +75,7 @@ def test_autocast_runs_in_its_dtype_within_three_times_the_error_of_conv2d() -> 
     x = torch.randn(1, 128, 48, 48, generator=g).relu().requires_grad_()
     w = (torch.randn(64, 128, 3, 3, generator=g) / 25).requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = conv3x3(x, w)
+        y = winograd_conv3x3(x, w)
         direct = F.conv2d(x, w, padding=1)
     assert y.dtype == direct.dtype == torch.bfloat16
     exact = F.conv2d(x.double(), w.double(), padding=1)
@@ -84,27 +85,10 @@ def test_autocast_runs_in_its_dtype_within_three_times_the_error_of_conv2d() -> 
     assert w.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
 
 
-def test_small_images_compiled_graphs_and_direct_blocks_use_the_direct_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda x, w: calls.append(x.shape) or F.conv2d(x, w, padding=1))
-    w = torch.randn(4, 3, 3, 3)
-    conv3x3(torch.randn(8, 3, 32, 32), w)
-    assert calls == []
-    conv3x3(torch.randn(1, 3, 32, 64), w)
-    assert calls == [(1, 3, 32, 64)]
-    with winograd.direct_convolution():
-        conv3x3(torch.randn(1, 3, 32, 64), w)
-    assert len(calls) == 1
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    conv3x3(torch.randn(1, 3, 32, 64), w)
-    assert len(calls) == 1
-
-
 def test_conv_module_keeps_mmcv_parameters_and_matches_its_conv() -> None:
     module = ConvModule(8, 4, 3).eval()
     assert set(dict(module.named_parameters())) == {"conv.weight", "bn.weight", "bn.bias"}
-    x = torch.randn(2, 8, 48, 48)  # 2304 pixels per image: past the Winograd threshold
-    assert 48 * 48 >= winograd._MIN_PIXELS
-    with torch.no_grad():
+    x = torch.randn(2, 8, 48, 48)
+    with torch.no_grad(), ops.forced(conv3x3="winograd"):
         expected = module.activate(module.bn(module.conv(x)))
         torch.testing.assert_close(module(x), expected, rtol=1e-5, atol=1e-5)

@@ -15,23 +15,16 @@ input is ever held.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["conv3x3", "direct_convolution", "filter_transform", "filter_transform_adjoint", "winograd_conv3x3"]
+__all__ = ["filter_transform", "filter_transform_adjoint", "winograd_conv3x3"]
 
 # Filter transform G: the filter taps (g0, g1, g2) -> (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2).
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 _BAND_ELEMENTS = 2**23
-# Below this many output pixels per image, transforming the filters costs more than it saves. The
-# choice is per image, not per batch, so that an image's result does not depend on its batch.
-_MIN_PIXELS = 2048
-_DIRECT = ContextVar("swinseg_direct_convolution", default=False)
 
 
 def _transform_matrix(like: Tensor) -> Tensor:
@@ -172,24 +165,3 @@ def winograd_conv3x3(x: Tensor, weight: Tensor) -> Tensor:
         x, weight = x.to(dtype), weight.to(dtype)
     with torch.autocast(x.device.type, enabled=False):
         return _WinogradConv.apply(x, weight)
-
-
-@contextmanager
-def direct_convolution() -> Iterator[None]:
-    """Within this block :func:`conv3x3` always runs ``F.conv2d``: FLOPs are then counted as the
-    papers count them, and results are PyTorch's kernel's to the bit."""
-    token = _DIRECT.set(True)
-    try:
-        yield
-    finally:
-        _DIRECT.reset(token)
-
-
-def conv3x3(x: Tensor, weight: Tensor) -> Tensor:
-    """3x3 convolution with padding 1: :func:`winograd_conv3x3` on the CPU in eager mode for maps
-    of at least ``_MIN_PIXELS`` pixels, ``F.conv2d`` elsewhere (GPU libraries pick their
-    own algorithm; traced graphs keep the standard operator for export and compilation)."""
-    H, W = x.shape[-2:]
-    if x.device.type == "cpu" and not torch.compiler.is_compiling() and not _DIRECT.get() and H * W >= _MIN_PIXELS:
-        return winograd_conv3x3(x, weight)
-    return F.conv2d(x, weight, padding=1)

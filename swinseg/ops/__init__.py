@@ -1,0 +1,33 @@
+"""Kernel choice in one place: window attention, the heads' 3x3 convolutions, chunking of Swin
+blocks, the softmax dtype. Each operation has candidate kernels that compute the same thing to
+round-off; :mod:`~swinseg.ops.tuning` picks one per device, machine, dtype and shape class, by
+timing them on first use (kept per machine), and records what it picked.
+
+>>> from swinseg import ops
+>>> ops.configure(attention="bmm")        # force a kernel (or SWINSEG_KERNELS=attention=bmm)
+>>> ops.configure(tune=False)             # no timing: the static defaults (SWINSEG_KERNELS=tune=off)
+>>> ops.choices()                          # {"attention/cpu/float32/N49-d32-h3-w64": "sdpa", ...}
+"""
+
+from .attention import window_attention
+from .chunking import chunk_tokens
+from .conv import conv3x3
+from .machine import cpu_info, machine_info, signature
+from .precision import DTYPES, parse_dtype
+from .tuning import ENV, choices, configure, forced, restore
+
+__all__ = [
+    "DTYPES",
+    "ENV",
+    "choices",
+    "chunk_tokens",
+    "configure",
+    "conv3x3",
+    "cpu_info",
+    "forced",
+    "machine_info",
+    "parse_dtype",
+    "restore",
+    "signature",
+    "window_attention",
+]

@@ -1,0 +1,199 @@
+"""Which implementation of an operation runs: chosen per device, machine, dtype and shape class.
+
+A choice is made once per key (operation, device type, dtype, shape class; never the batch size,
+so that an image's result does not depend on its batch), in this order:
+
+1. forced: :func:`configure` (``configure(attention="sdpa")``) or the environment variable
+   ``SWINSEG_KERNELS`` (``attention=sdpa,conv3x3=direct``); then choices restored from a training
+   checkpoint (:func:`restore`), so that a resumed run computes what the killed one did;
+2. made before: in this process, or on this machine (same CPU or GPU, torch version and thread
+   count) by an earlier process, kept in ``$SWINSEG_HOME/kernels/<signature>.json``;
+3. timed (the default, without gradients): every candidate runs on the real inputs, one warm-up
+   call then ``ROUNDS`` interleaved rounds; the fastest wins unless the default is within
+   ``MARGIN`` of it. The random state is restored afterwards, so timing draws nothing;
+4. with timing off (``configure(tune=False)`` or ``SWINSEG_KERNELS=tune=off``), and for calls that
+   need a gradient (training): the default.
+
+The timing runs where the work runs, on the actual tensors: a kernel that is fast in isolation
+can be slow on the real data (denormal probabilities from the shift mask slow some CPUs'
+matrix products several times over).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .machine import signature
+
+__all__ = ["ENV", "MARGIN", "ROUNDS", "choices", "choose", "configure", "forced", "register", "restore"]
+
+ENV = "SWINSEG_KERNELS"
+ROUNDS = 3
+MARGIN = 0.03
+
+_candidates: dict[str, tuple[str, ...]] = {}
+_forced: dict[str, str] = {}
+_restored: dict[str, str] = {}
+_chosen: dict[str, str] = {}
+_on_disk: dict[str, dict[str, str]] = {}
+_tune: list[bool] = []  # empty until the environment is read
+
+
+def register(op: str, names: tuple[str, ...]) -> None:
+    """Declare the candidate implementations of ``op`` (each ops module does, at import)."""
+    _candidates[op] = names
+
+
+def _check(op: str, name: str) -> None:
+    if op not in _candidates:
+        raise ValueError(f"unknown kernel operation {op!r}; operations: {', '.join(sorted(_candidates))}")
+    if name not in _candidates[op]:
+        raise ValueError(f"unknown {op} kernel {name!r}; choose one of: {', '.join(_candidates[op])}")
+
+
+def _read_environment() -> None:
+    if _tune:
+        return
+    _tune.append(True)
+    for item in filter(None, (s.strip() for s in os.environ.get(ENV, "").split(","))):
+        op, sep, name = item.partition("=")
+        if not sep:
+            raise ValueError(f"{ENV}: expected OP=KERNEL or tune=on|off items separated by commas, got {item!r}")
+        if op == "tune":
+            if name not in ("on", "off"):
+                raise ValueError(f"{ENV}: tune must be 'on' or 'off', got {name!r}")
+            _tune[0] = name == "on"
+            continue
+        _check(op, name)
+        _forced[op] = name
+
+
+def configure(tune: bool | None = None, **force: str | None) -> None:
+    """Turn timing on or off, and force (``attention="bmm"``) or release (``attention=None``)
+    an operation's kernel for the rest of the process. Choices already made are forgotten."""
+    _read_environment()
+    for op, name in force.items():
+        if name is None:
+            _forced.pop(op, None)
+        else:
+            _check(op, name)
+            _forced[op] = name
+    if tune is not None:
+        _tune[0] = tune
+    _chosen.clear()
+
+
+@contextmanager
+def forced(tune: bool | None = None, **force: str) -> Iterator[None]:
+    """:func:`configure` within a block only (e.g. ``conv3x3="direct"`` while counting FLOPs)."""
+    _read_environment()
+    saved, saved_chosen, saved_tune = dict(_forced), dict(_chosen), _tune[0]
+    configure(tune, **force)
+    try:
+        yield
+    finally:
+        _forced.clear()
+        _forced.update(saved)
+        _chosen.clear()
+        _chosen.update(saved_chosen)
+        _tune[0] = saved_tune
+
+
+def choices() -> dict[str, str]:
+    """Every choice made in this process: ``{key: kernel}`` (for logs and training checkpoints)."""
+    return dict(_chosen)
+
+
+def restore(recorded: dict[str, str]) -> None:
+    """Use ``recorded`` choices (from :func:`choices`, e.g. kept in a training checkpoint) for
+    their keys, unless an operation is forced."""
+    for key, name in recorded.items():
+        _check(key.split("/")[0], name)
+    _restored.update(recorded)
+    _chosen.update({k: v for k, v in recorded.items() if k.split("/")[0] not in _forced})
+
+
+def _cache_file(device: torch.device) -> Path:
+    from ..checkpoint.hub import home
+
+    return home() / "kernels" / f"{signature(device)}.json"
+
+
+def _disk(device: torch.device) -> dict[str, str]:
+    sig = signature(device)
+    if sig not in _on_disk:
+        try:
+            _on_disk[sig] = json.loads(_cache_file(device).read_text())
+        except (OSError, ValueError):
+            _on_disk[sig] = {}
+    return _on_disk[sig]
+
+
+def _remember(device: torch.device, key: str, name: str) -> None:
+    from ..checkpoint.io import atomic_write
+
+    table = _disk(device)
+    table[key] = name
+    try:
+        atomic_write(_cache_file(device), lambda tmp: tmp.write_text(json.dumps(table, indent=1, sort_keys=True)))
+    except OSError as e:
+        warnings.warn(f"kernel choices are not kept across runs: cannot write {_cache_file(device)}: {e}", stacklevel=3)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(candidates: dict[str, Callable[[], Any]], device: torch.device) -> dict[str, float]:
+    """Best time of each candidate over ``ROUNDS`` interleaved rounds, after one warm-up call each."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for fn in candidates.values():
+            fn()
+        best = dict.fromkeys(candidates, float("inf"))
+        for _ in range(ROUNDS):
+            for name, fn in candidates.items():
+                _sync(device)
+                start = time.perf_counter()
+                fn()
+                _sync(device)
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def choose(
+    op: str,
+    shape: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    candidates: dict[str, Callable[[], Any]],
+    default: str,
+    timeable: bool = True,
+) -> str:
+    """The kernel of ``op`` for this shape class (``shape``, a string without the batch size),
+    ``dtype`` and ``device``. ``candidates`` maps each applicable kernel to a call on the real
+    inputs (used only when timing); ``default`` is the choice with timing off, and where timing
+    cannot run (``timeable=False``: a training step, whose blocks run under selective activation
+    checkpointing, where an extra forward and backward pass is not allowed)."""
+    _read_environment()
+    key = f"{op}/{device.type}/{str(dtype).removeprefix('torch.')}/{shape}"
+    name = _forced.get(op) or _chosen.get(key) or _restored.get(key) or _disk(device).get(key)
+    if name is None or name not in candidates:
+        name = default
+        if _tune[0] and timeable and len(candidates) > 1:
+            times = _time(candidates, device)
+            fastest = min(times, key=times.__getitem__)
+            if times[default] > times[fastest] * (1 + MARGIN):
+                name = fastest
+            _remember(device, key, name)
+    _chosen[key] = name
+    return name
