@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from ..ops import chunk_tokens, window_attention
+from ..ops import chunk_tokens, linear, window_attention
 
 __all__ = ["SwinTransformer", "relative_position_index", "shift_window_mask"]
 
@@ -173,7 +173,7 @@ class PatchMerging(nn.Module):
         H2, W2 = (H + 1) // 2, (W + 1) // 2
         x = F.pad(x, (0, 0, 0, 2 * W2 - W, 0, 2 * H2 - H))
         x = x.view(B, H2, 2, W2, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, H2, W2, 4 * C)
-        return self.reduction(self.norm(x))
+        return linear(self.norm(x), self.reduction)
 
 
 class Mlp(nn.Module):
@@ -187,7 +187,7 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return self.drop(linear(self.drop(linear(x, self.fc1, gelu=True)), self.fc2))
 
 
 class WindowAttention(nn.Module):
@@ -244,9 +244,9 @@ class WindowAttention(nn.Module):
         attention kernel is :func:`swinseg.ops.window_attention`'s choice."""
         B, nW, N, C = x.shape
         heads = self.num_heads
-        q, k, v = self.qkv(x).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
+        q, k, v = linear(x, self.qkv).view(B, nW, N, 3, heads, C // heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
         x = window_attention(q, k, v, attn_mask, self.scale, self.attn_drop if self.training else 0.0)
-        return self.proj_drop(self.proj(x.transpose(2, 3).reshape(B, nW, N, C)))
+        return self.proj_drop(linear(x.transpose(2, 3).reshape(B, nW, N, C), self.proj))
 
 
 class SwinBlock(nn.Module):

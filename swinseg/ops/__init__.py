@@ -1,5 +1,5 @@
-"""Kernel choice in one place: window attention, the heads' 3x3 convolutions, chunking of Swin
-blocks, the softmax dtype. Each operation has candidate kernels that compute the same thing to
+"""Kernel choice in one place: window attention (and its softmax dtype), linear layers (with
+GELU fused or not), the heads' 3x3 convolutions, chunking of Swin blocks. Each operation has candidate kernels that compute the same thing to
 round-off; :mod:`~swinseg.ops.tuning` picks one per device, machine, dtype and shape class, by
 timing them on first use (kept per machine), and records what it picked.
 
@@ -12,6 +12,7 @@ timing them on first use (kept per machine), and records what it picked.
 from .attention import window_attention
 from .chunking import chunk_tokens
 from .conv import conv3x3
+from .linear import linear
 from .machine import cpu_info, machine_info, signature
 from .precision import DTYPES, parse_dtype
 from .tuning import ENV, choices, configure, forced, restore
@@ -25,6 +26,7 @@ __all__ = [
     "conv3x3",
     "cpu_info",
     "forced",
+    "linear",
     "machine_info",
     "parse_dtype",
     "restore",

@@ -24,10 +24,14 @@ register("attention", KERNELS)
 
 
 def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, dropout: float) -> Tensor:
-    B, nW, heads, N, _ = q.shape
-    mask = mask.expand(nW, -1, -1, -1).reshape(1, nW * heads, N, N)
-    out = F.scaled_dot_product_attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), attn_mask=mask, dropout_p=dropout, scale=scale)
-    return out.view(B, nW, heads, N, -1)
+    """Over (B x windows, heads, N, d): views of the qkv projection's output (no copies), a
+    one-window mask broadcast, a per-window mask repeated for each image only when B > 1."""
+    B, nW, heads, N, d = q.shape
+    if mask.shape[0] > 1 and B > 1:
+        mask = mask.expand(B, -1, -1, -1, -1).reshape(B * nW, heads, N, N)
+    q, k, v = (t.reshape(B * nW, heads, N, d) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
+    return out.view(B, nW, heads, N, d)
 
 
 def _bmm(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, dropout: float, float32_softmax: bool = False) -> Tensor:

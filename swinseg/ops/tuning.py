@@ -39,6 +39,9 @@ __all__ = ["ENV", "MARGIN", "ROUNDS", "choices", "choose", "configure", "forced"
 ENV = "SWINSEG_KERNELS"
 ROUNDS = 3
 MARGIN = 0.03
+# Part of the per-machine file's name: raise it whenever a candidate's implementation changes, so
+# that choices timed on the old ones are made again.
+REVISION = 2
 
 _candidates: dict[str, tuple[str, ...]] = {}
 _forced: dict[str, str] = {}
@@ -125,7 +128,7 @@ def restore(recorded: dict[str, str]) -> None:
 def _cache_file(device: torch.device) -> Path:
     from ..checkpoint.hub import home
 
-    return home() / "kernels" / f"{signature(device)}.json"
+    return home() / "kernels" / f"{signature(device)}-r{REVISION}.json"
 
 
 def _disk(device: torch.device) -> dict[str, str]:

@@ -313,7 +313,7 @@ def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
     may run) and attention as two batched products; nothing is timed meanwhile."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, forced(tune=False, conv3x3="direct", attention="bmm"):
+    with FlopCounterMode(display=False) as counter, forced(tune=False, conv3x3="direct", attention="bmm", linear="aten"):
         fn()
     per_op = {str(op).split(".")[1] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
     return float(counter.get_total_flops()), per_op

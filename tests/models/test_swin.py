@@ -67,9 +67,16 @@ def test_window_order_is_pad_roll_partition_and_its_inverse(H: int, W: int, M: i
     assert torch.equal(windows[:, inverse].view(1, H, W, 2), x)
 
 
+def _identity_linear(n: int) -> nn.Linear:
+    layer = nn.Linear(n, n, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(n))
+    return layer
+
+
 def test_patch_merging_order_is_official():
     merge = PatchMerging(dims=1, norm=False)
-    merge.reduction = nn.Identity()
+    merge.reduction = _identity_linear(4)
     x = torch.arange(16.0).view(1, 4, 4, 1)  # value = 4 * row + col
     out = merge(x)
     # neighbours of output (0, 0): (0,0)=0, (1,0)=4, (0,1)=1, (1,1)=5
@@ -79,7 +86,7 @@ def test_patch_merging_order_is_official():
 
 def test_patch_merging_pads_odd_sizes_with_zeros():
     merge = PatchMerging(dims=1, norm=False)
-    merge.reduction = nn.Identity()
+    merge.reduction = _identity_linear(4)
     x = torch.ones(1, 3, 3, 1)
     out = merge(x)
     assert out.shape == (1, 2, 2, 4)

@@ -42,7 +42,7 @@ def test_timing_picks_the_fastest_and_keeps_it_for_the_machine(fresh, monkeypatc
     assert calls.count("winograd") == calls.count("direct") == 1 + tuning.ROUNDS
     key = "conv3x3/cpu/float32/C1"
     assert ops.choices() == {key: "direct"}
-    saved = json.loads((fresh / "kernels" / f"{ops.signature(cpu)}.json").read_text())
+    saved = json.loads((fresh / "kernels" / f"{ops.signature(cpu)}-r{tuning.REVISION}.json").read_text())
     assert saved == {key: "direct"}
 
     monkeypatch.setattr(tuning, "_chosen", {})
