@@ -2,9 +2,9 @@
 the same in bf16 (weights cast, ``--dtype bf16``; and fp32 weights under bf16 autocast) as in
 fp32, and the share of images a Swin-T classifier gives the same top-1 class.
 
-    python benchmarks/bf16_agreement.py CONFIG CHECKPOINT [--set data.root=...] [--images 200]
+    PYTHONPATH=. python benchmarks/bf16_agreement.py CONFIG CHECKPOINT [--set data.root=...] [--images 200]
 
-e.g. after `swinseg demo`: python benchmarks/bf16_agreement.py \
+e.g. after `swinseg demo`: PYTHONPATH=. python benchmarks/bf16_agreement.py \
     swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128 demo/train/iter_1000.pth --set data.root=demo/data/synthetic
 
 No trained classifier can be downloaded here: the classifier has random weights (every parameter

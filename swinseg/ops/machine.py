@@ -21,8 +21,9 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
 
 @lru_cache(maxsize=1)
 def cpu_info() -> dict[str, Any]:
-    """``{"vendor", "model", "flags", "cores"}`` from ``/proc/cpuinfo`` (Linux), else from
-    :mod:`platform`; ``flags`` lists which of :data:`ISA_FLAGS` the CPU has."""
+    """``{"vendor", "model", "family_model_stepping", "flags", "cores"}`` from ``/proc/cpuinfo``
+    (Linux), else from :mod:`platform`; ``flags`` lists which of :data:`ISA_FLAGS` the CPU has
+    (virtual machines often hide the model name: the numbers still tell the generation)."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
@@ -39,6 +40,7 @@ def cpu_info() -> dict[str, Any]:
     return {
         "vendor": fields.get("vendor_id") or platform.machine(),
         "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "family_model_stepping": "-".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping")),
         "flags": [f for f in ISA_FLAGS if f in flags],
         "cores": os.cpu_count(),
     }
