@@ -177,12 +177,12 @@ class PatchMerging(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Linear -> exact GELU -> dropout -> Linear -> dropout, on the last dimension."""
+    """Linear -> exact GELU -> dropout -> Linear -> dropout, on the last dimension (fc1 and its
+    GELU as one :func:`swinseg.ops.linear`)."""
 
     def __init__(self, dims: int, hidden: int, drop: float) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dims, hidden)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dims)
         self.drop = nn.Dropout(drop)
 
