@@ -24,6 +24,7 @@ import torch
 import swinseg
 from swinseg import ops
 from swinseg.engine.optim import build_optimizer
+from swinseg.ops.tuning import synchronize
 from swinseg.tools import benchmark as bench
 from tests.helpers import randomize_
 
@@ -85,7 +86,7 @@ def train_steps(device: torch.device, size: int, steps: int) -> dict[str, Any]:
             torch.cuda.reset_peak_memory_stats(device)
         losses, times = [], []
         for _ in range(steps):
-            bench._sync(device)
+            synchronize(device)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -93,7 +94,7 @@ def train_steps(device: torch.device, size: int, steps: int) -> dict[str, Any]:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            bench._sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - start)
             losses.append(loss.item())
         out[mode] = {

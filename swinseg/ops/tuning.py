@@ -36,7 +36,7 @@ import torch
 
 from .machine import signature
 
-__all__ = ["ENV", "MARGIN", "ROUNDS", "choices", "choose", "configure", "forced", "register", "restore"]
+__all__ = ["ENV", "MARGIN", "ROUNDS", "choices", "choose", "configure", "forced", "interleaved_times", "register", "restore", "synchronize"]
 
 ENV = "SWINSEG_KERNELS"
 ROUNDS = 3
@@ -154,25 +154,33 @@ def _remember(device: torch.device, key: str, name: str) -> None:
         warnings.warn(f"kernel choices are not kept across runs: cannot write {_cache_file(device)}: {e}", stacklevel=3)
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (GPUs run asynchronously)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def interleaved_times(calls: dict[str, Callable[[], Any]], device: torch.device, warmup: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds of each call over ``rounds`` interleaved rounds (one call of each per round, so that
+    a drifting clock or cache state hits all alike), after ``warmup`` calls of each."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def _time(candidates: dict[str, Callable[[], Any]], device: torch.device) -> dict[str, float]:
     """Best time of each candidate over ``ROUNDS`` interleaved rounds, after one warm-up call each."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for fn in candidates.values():
-            fn()
-        best = dict.fromkeys(candidates, float("inf"))
-        for _ in range(ROUNDS):
-            for name, fn in candidates.items():
-                _sync(device)
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+        return {name: min(t) for name, t in interleaved_times(candidates, device, 1, ROUNDS).items()}
 
 
 def choose(

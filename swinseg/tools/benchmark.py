@@ -26,6 +26,7 @@ from torch import nn
 from ..engine.logger import peak_memory_mb
 from ..engine.optim import build_optimizer
 from ..ops import choices, forced, machine_info
+from ..ops.tuning import interleaved_times, synchronize
 
 __all__ = ["Case", "Target", "CASES", "classify_case", "segment_case", "train_case", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
@@ -288,21 +289,16 @@ CASES: dict[str, Callable[[], Case]] = {
 
 
 # --- measuring -----------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10) -> float:
     """Achieved GFLOP/s of an n x n x n matrix product, the best of ``repeats``."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(repeats + 2):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
@@ -337,7 +333,7 @@ def _measure_memory(case: str, impl: str, target: Target) -> float:
         torch.cuda.reset_peak_memory_stats(target.device)
     for _ in range(2):
         fn()
-    _sync(target.device)
+    synchronize(target.device)
     return peak_memory_mb(target.device)
 
 
@@ -368,18 +364,8 @@ def run_cases(
             else:
                 log(f"  {name}: {impl} is not installed, skipped")
         flops = count_flops(fns["swinseg"])[0] if "swinseg" in fns and not target.compile else 0.0
-        for fn in fns.values():
-            for _ in range(warmup):
-                fn()
-        _sync(device)
-        per = {impl: Result(name, impl, images=case.images, megapixels=case.megapixels, flops=flops) for impl in fns}
-        for _ in range(rounds):
-            for impl, fn in fns.items():
-                _sync(device)
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                per[impl].times.append(time.perf_counter() - start)
+        times = interleaved_times(fns, device, warmup, rounds)
+        per = {impl: Result(name, impl, times[impl], case.images, case.megapixels, flops) for impl in fns}
         if memory:
             for impl in fns:
                 per[impl].peak_memory_mb = _peak_memory(name, impl, targets.get(impl, target))
@@ -440,11 +426,11 @@ def dataset_fps(
     for i in range(images):
         image, _ = dataset[i % len(dataset)]
         x = model.preprocess(image)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         with torch.no_grad(), target.autocast():
             upsampled_argmax(model.inference(x)[0], image.shape[:2], model.decode_head.align_corners)
-        _sync(device)
+        synchronize(device)
         if i >= warmup:
             elapsed += time.perf_counter() - start
             if (i + 1) % log_interval == 0:
