@@ -26,7 +26,7 @@ __all__ = ["filter_transform", "filter_transform_adjoint", "winograd_conv3x3"]
 
 # Filter transform G: the filter taps (g0, g1, g2) -> (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2).
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
-_BAND_ELEMENTS = 2**23
+_BAND_ELEMENTS = 2**21
 
 
 def _transform_matrix(like: Tensor) -> Tensor:
