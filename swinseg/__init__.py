@@ -6,8 +6,10 @@
 >>> report = swinseg.load_checkpoint(backbone, "swin_tiny_patch4_window7_224.pth")
 >>> seg = swinseg.create_model("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", pretrained=True)
 >>> labels = swinseg.inference(seg, "image.jpg")                          # (H, W) class ids
+>>> swinseg.ops.choices()                                                  # the kernels chosen on this machine
 """
 
+from . import ops
 from .checkpoint import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
 from .models import EncoderDecoder, SwinTransformer, inference, list_models, swin_b, swin_l, swin_s, swin_t
 from .models.factory import create_model
@@ -24,6 +26,7 @@ __all__ = [
     "inference",
     "list_models",
     "load_checkpoint",
+    "ops",
     "save_checkpoint",
     "swin_b",
     "swin_l",

@@ -182,3 +182,12 @@ def test_training_gradients_match_timm(tmp_path, with_cp):
     for name, grad in ours_as_timm.items():
         expected = ref_grads[name].grad
         assert max_diff(grad, expected) <= 1e-4 * expected.abs().max() + 1e-7, name
+
+
+@pytest.mark.parametrize("kernels", [{"attention": "sdpa", "linear": "onednn"}, {"attention": "bmm", "linear": "aten", "chunk": "2048"}])
+def test_every_kernel_gives_timm_logits(tmp_path, kernels):
+    """Each attention and linear candidate of swinseg.ops, forced, against timm with shared weights."""
+    ref, ours = _timm_pair(tmp_path, "swin_tiny_patch4_window7_224")
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad(), swinseg.ops.forced(**kernels):
+        assert max_diff(ours(x), ref(x)) < TOL

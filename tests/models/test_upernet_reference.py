@@ -79,3 +79,21 @@ def test_export_to_hf_upernet(tmp_path):
         aux = ours.auxiliary_head(ours.extract_feat(x))
         ref_aux = ref.auxiliary_head(ref.backbone.forward_with_filtered_kwargs(x).feature_maps)
         assert max_diff(aux, ref_aux) < TOL
+
+
+@pytest.mark.parametrize(
+    "kernels",
+    [
+        {"attention": "sdpa", "linear": "onednn", "conv3x3": "winograd", "chunk": "2048"},
+        {"attention": "bmm", "linear": "aten", "conv3x3": "direct", "chunk": "whole"},
+        {"attention": "sdpa", "linear": "aten", "conv3x3": "direct_nhwc", "chunk": "8192"},
+    ],
+)
+def test_every_kernel_gives_hf_logits(tmp_path, kernels):
+    """Each candidate of swinseg.ops, forced, against HF's UPerNet with shared weights."""
+    ref = _hf_upernet()
+    ref.save_pretrained(tmp_path / "hf")
+    ours = swinseg.create_model(tmp_path / "hf").eval()
+    x = torch.randn(2, 3, 256, 320)
+    with torch.no_grad(), swinseg.ops.forced(**kernels):
+        assert max_diff(ours.encode_decode(x), ref(pixel_values=x).logits) < TOL
