@@ -5,6 +5,7 @@ exactly, periodic validation, logs."""
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 import time
@@ -172,7 +173,7 @@ class Trainer:
         lr = self.schedule.apply(self.optimizer, self.iteration)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
+        logged: list[dict[str, torch.Tensor]] = []
         net = self.ddp or self.model
         for micro in range(accumulate):
             inputs, labels, skipped = next(self.batches)
@@ -185,14 +186,17 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                     losses = net(inputs, labels)
                 loss = sum(v for k, v in losses.items() if "loss" in k)
-                if not torch.isfinite(loss) and not self.scaler.is_enabled():
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at iteration {self.iteration + 1}: stopping "
-                        f"(the last checkpoint, {latest_checkpoint(self.work_dir) or 'none'}, is intact)"
-                    )
                 self.scaler.scale(loss / accumulate).backward()
-            for key, value in {"loss": loss.detach(), **losses}.items():
-                totals[key] = totals.get(key, 0.0) + value.item() / accumulate
+            logged.append({"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}})
+        # one wait for the device per step (not one per micro-batch and value): the means, then the check
+        keys = list(logged[0])
+        means = torch.stack([torch.stack([m[k].float() for k in keys]) for m in logged]).mean(0).tolist()
+        totals = dict(zip(keys, means, strict=True))
+        if not math.isfinite(totals["loss"]) and not self.scaler.is_enabled():
+            raise FloatingPointError(
+                f"loss is {totals['loss']} at iteration {self.iteration + 1}: stopping "
+                f"(the last checkpoint, {latest_checkpoint(self.work_dir) or 'none'}, is intact)"
+            )
         clip = self.config["train"]["clip_grad"]
         if clip:
             self.scaler.unscale_(self.optimizer)
@@ -217,7 +221,7 @@ class Trainer:
         logger = TrainLogger(self.work_dir, max_iters, self.iteration, cfg["log_interval"], self.rank == 0, self.progress)
         global_batch = self.config["data"]["batch_size"] * self.world_size * cfg["accumulate"]
         self._print(
-            f"training {self.config['model']['name']} on {len(self.train_set)} images for {max_iters} iterations "
+            f"training {Path(self.config['source']).stem} on {len(self.train_set)} images for {max_iters} iterations "
             f"({self.world_size} process(es) x {self.config['data']['batch_size']} x {cfg['accumulate']} accumulation = "
             f"global batch {global_batch}) on {self.device}; work dir {self.work_dir}"
         )

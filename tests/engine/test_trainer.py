@@ -12,7 +12,7 @@ from swinseg.checkpoint.io import write_file
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
 from swinseg.engine.trainer import Trainer, build_segmentor
 from swinseg.tools.synthetic import write_dataset
-from tests.helpers import tiny_train_config
+from tests.helpers import DEMO_CONFIG, tiny_train_config
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,15 @@ def test_resumed_run_equals_straight_run(dataset, tmp_path, monkeypatch):
     assert iters == [2, 4, 6]
 
 
-def test_checkpoints_logs_and_best(dataset, tmp_path):
+def test_checkpoints_logs_and_best(dataset, tmp_path, capsys):
     config = tiny_train_config(dataset, "schedule.max_iters=8", "train.checkpoint_interval=2", "train.max_keep_ckpts=2",
                                "train.val_interval=4")
     trainer = Trainer(config, tmp_path, progress=True)
     metrics = trainer.train()
+    printed = capsys.readouterr().out
+    assert f"training {DEMO_CONFIG} on 8 images for 8 iterations" in printed  # the config trained, not its base model
+    kernels = load_state(tmp_path / "iter_8.pth")["meta"]["kernels"]  # what resuming applies again
+    assert any(key.startswith("attention/cpu/float32/") and key.endswith("-grad") for key in kernels)
     assert sorted(p.name for p in tmp_path.glob("iter_*.pth")) == ["iter_6.pth", "iter_8.pth"]
     assert latest_checkpoint(tmp_path).name == "iter_8.pth"
     assert not list(tmp_path.glob(".*.tmp"))
