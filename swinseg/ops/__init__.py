@@ -1,7 +1,8 @@
 """Kernel choice in one place: window attention (and its softmax dtype), linear layers (with
-GELU fused or not), the heads' 3x3 convolutions, chunking of Swin blocks. Each operation has candidate kernels that compute the same thing to
-round-off; :mod:`~swinseg.ops.tuning` picks one per device, machine, dtype and shape class, by
-timing them on first use (kept per machine), and records what it picked.
+GELU fused or not), the heads' 3x3 convolutions, chunking of Swin blocks. Each operation has
+candidate kernels that compute the same thing to round-off; :mod:`~swinseg.ops.tuning` picks one
+per device, machine, dtype and shape class, by timing them on first use (kept per machine), and
+records what it picked.
 
 >>> from swinseg import ops
 >>> ops.configure(attention="bmm")        # force a kernel (or SWINSEG_KERNELS=attention=bmm)

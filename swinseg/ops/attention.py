@@ -1,8 +1,8 @@
 """Window attention kernels: ``softmax(scale * q k^T + mask) v`` over (B, windows, heads, N, d).
 
-- ``sdpa``: PyTorch's ``scaled_dot_product_attention`` on (B, windows x heads, N, d) views, the
-  mask broadcast over the batch (the fused flash kernel on CPUs and GPUs; the only form under
-  ``torch.compile`` and ONNX export);
+- ``sdpa``: PyTorch's ``scaled_dot_product_attention`` on (B x windows, heads, N, d) views of the
+  qkv output, a one-window mask broadcast (the fused flash kernel on CPUs and GPUs; the only form
+  under ``torch.compile`` and ONNX export);
 - ``bmm``: ``baddbmm`` (scale and mask in one pass), softmax, ``bmm`` over (B x windows x heads);
 - ``bmm_f32``: the same with the softmax computed in float32 and rounded once (bf16/fp16 only).
 

@@ -192,7 +192,8 @@ def choose(
     default: str,
     timeable: bool = True,
 ) -> str:
-    """The kernel of ``op`` for this shape class (``shape``, a string without the batch size),
+    """The kernel of ``op`` for this shape class (``shape``: what each operation's speed depends
+    on, without the batch size unless the kernels compute each image alike),
     ``dtype`` and ``device``. ``candidates`` maps each applicable kernel to a call on the real
     inputs (used only when timing); ``default`` is the choice with timing off, and where timing
     cannot run (``timeable=False``: a training step, whose blocks run under selective activation
