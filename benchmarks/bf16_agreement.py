@@ -21,7 +21,7 @@ import json
 import torch
 
 import swinseg
-from swinseg.checkpoint import load_checkpoint
+from swinseg.weights import load_checkpoint
 from swinseg.configs import load_config
 from swinseg.data.dataset import build_dataset
 from swinseg.engine.trainer import build_segmentor

@@ -10,7 +10,7 @@
 """
 
 from . import ops
-from .checkpoint import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
+from .weights import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
 from .models import EncoderDecoder, SwinTransformer, inference, list_models, swin_b, swin_l, swin_s, swin_t
 from .models.factory import create_model
 

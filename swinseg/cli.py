@@ -20,7 +20,7 @@ def _load_model(model: str, checkpoint: str | bool | None, published: bool = Tru
     """A checkpoint file's model (its weights replaced by ``checkpoint`` when given), or a
     registered model with ``checkpoint``, else its published weights when ``published``; in
     eval mode, its weights in ``dtype``."""
-    from .checkpoint import load_checkpoint
+    from .weights import load_checkpoint
     from .models.factory import create_model
 
     if not Path(model).exists():
@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _config_model(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32") -> tuple:
     """``(config, segmentor on device in eval mode with its weights in dtype, load report or None)``."""
-    from .checkpoint import load_checkpoint
+    from .weights import load_checkpoint
     from .configs import load_config
     from .engine.distributed import rank_zero_first
     from .engine.trainer import build_segmentor
@@ -328,7 +328,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from .checkpoint import convert_checkpoint
+    from .weights import convert_checkpoint
 
     fmt, dest = convert_checkpoint(args.src, args.dst, to=args.to)
     print(f"converted {args.src} ({fmt} layout) -> {dest} ({args.to} layout)")
@@ -391,7 +391,7 @@ def _add_dtype(parser: argparse.ArgumentParser, help: str = "weights and inputs 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .checkpoint import FORMATS
+    from .weights import FORMATS
 
     parser = argparse.ArgumentParser(prog="swinseg", description=__doc__)
     parser.add_argument("--version", action="version", version=f"swinseg {__version__}")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint.io import atomic_write, read_checkpoint, write_file
+from ..files import atomic_write, remove_partials
+from ..weights.io import read_checkpoint, write_file
 
 __all__ = ["rng_state", "set_rng_state", "save_state", "load_state", "latest_checkpoint", "prune", "BestKeeper"]
 
@@ -73,8 +74,7 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
 def prune(work_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` ``iter_<N>.pth`` files (``keep < 0``: keep all), and the
     partial files of writes that a killed run left behind."""
-    for partial in work_dir.glob(".*.pth.tmp"):
-        partial.unlink(missing_ok=True)
+    remove_partials(work_dir, "*.pth")
     if keep < 0:
         return
     found = sorted((int(m.group(1)), p) for p in work_dir.glob("iter_*.pth") if (m := _ITER.match(p.name)))

@@ -18,8 +18,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint
-from ..checkpoint.loading import NATIVE_FORMAT
+from ..weights import load_checkpoint, native_meta
 from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
@@ -150,10 +149,7 @@ class Trainer:
         self._print(f"resumed from {path} at iteration {self.iteration}")
 
     def _state(self, full: bool = True) -> dict[str, Any]:
-        meta = {
-            "format": NATIVE_FORMAT, "config": self.model.config, "dataset_meta": self.model.dataset_meta, "iteration": self.iteration,
-            "kernels": ops.choices(),
-        }
+        meta = {**native_meta(self.model), "iteration": self.iteration, "kernels": ops.choices()}
         state: dict[str, Any] = {"state_dict": self.model.state_dict(), "meta": meta}
         if full:
             state |= {

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import checkpoint_config, load_checkpoint, read_native
-from ..checkpoint.hub import is_url
+from ..weights import checkpoint_config, load_checkpoint, read_native
+from ..weights.hub import is_url
 from ..ops import parse_dtype
 from .segmentor import EncoderDecoder
 from .swin import SwinTransformer

@@ -6,7 +6,7 @@ what the official ``microsoft/Swin-Transformer`` model computes. Both accept any
 
 Feature maps travel between modules channels-last, as ``(B, H, W, C)``.
 
-Weight layout (the native one; converters in :mod:`swinseg.checkpoint` map the others):
+Weight layout (the native one; converters in :mod:`swinseg.weights` map the others):
 
 - ``stages.{i}`` holds the blocks of stage ``i`` and, at its end, the patch merging
   ``stages.{i}.downsample`` (official and MMSegmentation placement);
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from ..ops import chunk_tokens, linear, window_attention
+from ..ops import chunk_tokens, linear, relative_position_index, window_attention
 
-__all__ = ["SwinTransformer", "relative_position_index", "shift_window_mask"]
+__all__ = ["SwinTransformer", "shift_window_mask"]
 
 
 class DropPath(nn.Module):
@@ -47,17 +47,6 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-def relative_position_index(window: int, table_window: int) -> Tensor:
-    """Index into a ((2M-1)^2, heads) bias table for every token pair of a ``window`` x ``window`` window.
-
-    ``index[p, q] = (dy + M - 1) * (2M - 1) + (dx + M - 1)`` with ``(dy, dx) = pos(p) - pos(q)``
-    and ``M = table_window >= window``. Returns a (window^2, window^2) long tensor.
-    """
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-    rel = coords[:, :, None] - coords[:, None, :] + (table_window - 1)
-    return rel[0] * (2 * table_window - 1) + rel[1]
 
 
 def shift_window_mask(height: int, width: int, window: int, shift: int, device: torch.device | None = None) -> Tensor:
@@ -405,7 +394,11 @@ class SwinTransformer(nn.Module):
         use_abs_pos_embed: add a learned absolute position embedding (resized bicubically when
             the token grid differs from the pre-training one).
         frozen_stages: freeze the patch embedding (>= 0) and stages ``1..frozen_stages``.
-        with_cp: gradient checkpointing of every block while training.
+        with_cp: MMSegmentation's name for activation checkpointing (recomputation; not a
+            weights file). Training always recomputes part of each block: it keeps the block
+            input and the outputs of qkv and fc1, and recomputes norms, shifts, attention and
+            GELU in the backward pass. ``with_cp=True`` keeps only the block input and
+            recomputes the whole block: less memory, about one more forward pass of time.
         num_classes: 0 builds a backbone returning a list of (B, C_i, H_i, W_i) maps with output
             norms ``norm{i}``; > 0 builds a classifier (final LayerNorm, global average pool,
             linear head) returning (B, num_classes) logits.

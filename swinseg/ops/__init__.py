@@ -17,6 +17,7 @@ from .linear import linear
 from .machine import cpu_info, machine_info, signature
 from .precision import DTYPES, parse_dtype
 from .tuning import ENV, choices, configure, forced, restore
+from .windows import relative_position_index
 
 __all__ = [
     "DTYPES",
@@ -30,6 +31,7 @@ __all__ = [
     "linear",
     "machine_info",
     "parse_dtype",
+    "relative_position_index",
     "restore",
     "signature",
     "window_attention",

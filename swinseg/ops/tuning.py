@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from ..files import atomic_write, home
 from .machine import signature
 
 __all__ = ["ENV", "MARGIN", "ROUNDS", "choices", "choose", "configure", "forced", "interleaved_times", "register", "restore", "synchronize"]
@@ -128,8 +129,6 @@ def restore(recorded: dict[str, str]) -> None:
 
 
 def _cache_file(device: torch.device) -> Path:
-    from ..checkpoint.hub import home
-
     return home() / "kernels" / f"{signature(device)}-r{REVISION}.json"
 
 
@@ -144,8 +143,6 @@ def _disk(device: torch.device) -> dict[str, str]:
 
 
 def _remember(device: torch.device, key: str, name: str) -> None:
-    from ..checkpoint.io import atomic_write
-
     table = _disk(device)
     table[key] = name
     try:

@@ -152,7 +152,7 @@ def _hf_upernet() -> nn.Module | None:
         from transformers import UperNetConfig, UperNetForSemanticSegmentation
     except ImportError:
         return None
-    from ..checkpoint.loading import hf_upernet_config
+    from ..weights import hf_upernet_config
     from ..models.zoo import get_spec
 
     config = hf_upernet_config(get_spec(UPERNET_T).config, None)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint.io import atomic_write
+from ..files import atomic_write
 from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ..models.segmentor import EncoderDecoder
 from ..models.swin import SwinTransformer

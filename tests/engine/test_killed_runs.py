@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from swinseg.checkpoint.io import read_checkpoint
+from swinseg.weights.io import read_checkpoint
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
 from swinseg.tools.synthetic import write_dataset
 from tests.helpers import DEMO_CONFIG, TINY_OVERRIDES

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.checkpoint.formats import from_native
+from swinseg.weights.formats import from_native
 from swinseg.configs import load_config
 from swinseg.engine.optim import WarmupPolyLR, build_optimizer, no_decay_names
 

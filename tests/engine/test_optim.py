@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.checkpoint.formats import from_native
+from swinseg.weights.formats import from_native
 from swinseg.engine.optim import WarmupPolyLR, build_optimizer, no_decay_names
 
 TINY = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"

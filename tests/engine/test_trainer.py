@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from swinseg.checkpoint import load_checkpoint
-from swinseg.checkpoint.io import write_file
+from swinseg.weights import load_checkpoint
+from swinseg.weights.io import write_file
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
 from swinseg.engine.trainer import Trainer, build_segmentor
 from swinseg.tools.synthetic import write_dataset

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from swinseg import SwinTransformer, ops
-from swinseg.models.swin import PatchEmbed, PatchMerging, padded, relative_position_index, shift_window_mask, window_order
+from swinseg.models.swin import PatchEmbed, PatchMerging, padded, shift_window_mask, window_order
+from swinseg.ops import relative_position_index
 
 from ..helpers import max_diff, randomize_
 

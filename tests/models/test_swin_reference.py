@@ -15,7 +15,7 @@ from transformers import SwinBackbone, SwinConfig, SwinForImageClassification
 
 import swinseg
 from swinseg import SwinTransformer
-from swinseg.checkpoint.formats import from_native
+from swinseg.weights.formats import from_native
 
 from ..helpers import max_diff, randomize_
 

@@ -7,12 +7,14 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["read_checkpoint", "write_file", "atomic_write", "unwrap_state_dict"]
+from ..files import atomic_write
+
+__all__ = ["read_checkpoint", "write_file", "unwrap_state_dict"]
 
 StateDict = dict[str, Tensor]
 
@@ -127,21 +129,6 @@ def unwrap_state_dict(obj: dict[str, Any]) -> StateDict:
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write`` on a temporary file beside ``path``, flush it to disk, then rename it into
-    place: a reader (or a run killed at any moment) sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_file(obj: dict[str, Any], path: str | os.PathLike) -> Path:

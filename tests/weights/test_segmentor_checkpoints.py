@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.checkpoint import detect_format, from_native
+from swinseg.weights import detect_format, from_native
 from swinseg.models import zoo
 
 from ..helpers import max_diff, randomize_

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
-from ..models.swin import relative_position_index
+from ..ops.windows import relative_position_index
 
 __all__ = ["FORMATS", "detect_format", "is_segmentor", "split_segmentor", "to_native", "from_native"]
 

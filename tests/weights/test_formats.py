@@ -13,7 +13,7 @@ from torch import nn
 
 import swinseg
 from swinseg import SwinTransformer
-from swinseg.checkpoint import detect_format, from_native, infer_config, to_native
+from swinseg.weights import detect_format, from_native, infer_config, to_native
 
 from ..helpers import max_diff, randomize_
 
@@ -195,7 +195,7 @@ def test_mmengine_checkpoint_with_bookkeeping_loads(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "mmengine")
     model = SwinTransformer(**SMALL)
     assert swinseg.load_checkpoint(model, tmp_path / "mm.pth").format == "mmseg"
-    _, read_meta = swinseg.checkpoint.io.read_checkpoint(tmp_path / "mm.pth")
+    _, read_meta = swinseg.weights.io.read_checkpoint(tmp_path / "mm.pth")
     assert read_meta["dataset_meta"]["classes"] == ("wall", "floor")
 
 

@@ -12,8 +12,8 @@ import torch
 
 import swinseg
 from swinseg import SwinTransformer
-from swinseg.checkpoint import cache_dir, download
-from swinseg.checkpoint.formats import from_native
+from swinseg.weights import cache_dir, download
+from swinseg.weights.formats import from_native
 from swinseg.models import zoo
 
 from ..helpers import randomize_

@@ -6,7 +6,6 @@ import hashlib
 import http.client
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,14 +13,11 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-__all__ = ["cache_dir", "download", "hash_from_filename", "home", "is_url"]
+from ..files import atomic_write, home
+
+__all__ = ["cache_dir", "download", "hash_from_filename", "is_url"]
 
 _CHUNK = 1 << 20
-
-
-def home() -> Path:
-    """``$SWINSEG_HOME`` (default ``~/.cache/swinseg``): downloaded weights, kernel choices."""
-    return Path(os.environ.get("SWINSEG_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "swinseg"))
 
 
 def cache_dir() -> Path:
@@ -74,34 +70,28 @@ def download(url: str, sha256: str | None = None, directory: Path | None = None,
         if expected:
             _check_hash(target, expected, url)
         return target
+    return atomic_write(target, lambda tmp: _fetch(url, tmp, target, expected, progress))
 
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
-    tmp = Path(tmp_name)
+
+def _fetch(url: str, tmp: Path, target: Path, expected: str | None, progress: bool) -> None:
+    """Stream ``url`` into ``tmp`` (renamed to ``target`` once complete), then check its length and hash."""
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=30)
-            except (urllib.error.URLError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                raise ConnectionError(
-                    f"cannot download {url} ({reason}); without network, fetch the file elsewhere and "
-                    f"place it at {target}"
-                ) from None
-            with response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                try:
-                    with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
-                        for chunk in iter(lambda: response.read(_CHUNK), b""):
-                            out.write(chunk)
-                            bar.update(len(chunk))
-                except (OSError, http.client.HTTPException) as e:
-                    raise ConnectionError(f"download of {url} was interrupted after {out.tell()} bytes ({e!r}); nothing was cached, try again") from None
-                if total is not None and out.tell() != total:
-                    raise ConnectionError(f"download of {url} stopped after {out.tell()} of {total} bytes; nothing was cached, try again")
-        if expected:
-            _check_hash(tmp, expected, url)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+        response = urllib.request.urlopen(url, timeout=30)
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ConnectionError(
+            f"cannot download {url} ({reason}); without network, fetch the file elsewhere and place it at {target}"
+        ) from None
+    with response, open(tmp, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        try:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as e:
+            raise ConnectionError(f"download of {url} was interrupted after {out.tell()} bytes ({e!r}); nothing was cached, try again") from None
+        if total is not None and out.tell() != total:
+            raise ConnectionError(f"download of {url} stopped after {out.tell()} of {total} bytes; nothing was cached, try again")
+    if expected:
+        _check_hash(tmp, expected, url)

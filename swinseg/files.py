@@ -1,0 +1,43 @@
+"""File-system rules shared by every writer: where swinseg keeps its files, and writing a file
+so that a reader (or a run killed at any moment) sees the old file or the new one, never a part."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["atomic_write", "home", "partial_path", "remove_partials"]
+
+_PARTIAL = ".{name}.tmp"
+
+
+def home() -> Path:
+    """``$SWINSEG_HOME`` (default ``~/.cache/swinseg``): downloaded weights, kernel choices."""
+    return Path(os.environ.get("SWINSEG_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "swinseg"))
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary file beside ``path`` that :func:`atomic_write` fills before renaming it."""
+    return path.with_name(_PARTIAL.format(name=path.name))
+
+
+def remove_partials(folder: Path, pattern: str = "*") -> None:
+    """Delete the partial files that writes of ``pattern`` names, killed mid-way, left in ``folder``."""
+    for partial in folder.glob(_PARTIAL.format(name=pattern)):
+        partial.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` on :func:`partial_path` of ``path``, flush it to disk, then rename it into
+    place. If ``write`` raises (a failed download, a failed hash check), nothing is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
