@@ -11,8 +11,7 @@
 
 from . import ops
 from .weights import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
-from .models import EncoderDecoder, SwinTransformer, inference, list_models, swin_b, swin_l, swin_s, swin_t
-from .models.factory import create_model
+from .models import EncoderDecoder, SwinTransformer, create_model, inference, list_models, swin_b, swin_l, swin_s, swin_t
 
 __version__ = "0.1.0"
 

@@ -154,7 +154,9 @@ def cmd_config(args: argparse.Namespace) -> None:
     if args.list or not args.name:
         print("\n".join(list_configs()))
         return
-    print(dump_config(load_config(args.name, args.set)), end="")
+    from .models import resolve_config
+
+    print(dump_config(resolve_config(load_config(args.name, args.set))), end="")
 
 
 def cmd_check_data(args: argparse.Namespace) -> None:

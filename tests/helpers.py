@@ -56,5 +56,6 @@ def tiny_train_config(root, *overrides: str) -> dict:
     """:data:`TINY_OVERRIDES` of the demo config on ``root`` (a dataset written by
     ``swinseg.tools.synthetic.write_dataset``), then ``overrides``."""
     from swinseg.configs import load_config
+    from swinseg.models import resolve_config
 
-    return load_config(DEMO_CONFIG, [f"data.root={root}", *TINY_OVERRIDES, *overrides])
+    return resolve_config(load_config(DEMO_CONFIG, [f"data.root={root}", *TINY_OVERRIDES, *overrides]))

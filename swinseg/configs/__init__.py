@@ -4,21 +4,25 @@
 ``load_config("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512")`` or
 ``load_config("my.yaml", ["train.amp=bf16", "data.batch_size=4"])``. Every key must exist in the
 base file (``_base_/upernet-swin_ade20k-160k.yaml``); an unknown one is an error naming it and
-the closest valid key. ``model`` names a registered segmentor; its other keys override that
-model's config, and the resolved config spells the whole model config out.
+the closest valid key. ``model`` names a registered segmentor and lists overrides of its config;
+:func:`swinseg.models.resolve_config` checks them and spells the whole model config out.
+
+This package sits below the models: it holds the config logic (:mod:`.schema`) and the shared
+defaults (:mod:`.defaults`), and imports nothing else of swinseg.
 """
 
 from __future__ import annotations
 
 import copy
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..models.zoo import get_spec, merge_config
+from .schema import deep_update, merge_config, plain
 
-__all__ = ["CONFIG_DIR", "list_configs", "find_config", "load_config", "parse_overrides", "dump_config"]
+__all__ = ["CONFIG_DIR", "dump_config", "find_config", "list_configs", "load_config", "parse_overrides"]
 
 CONFIG_DIR = Path(__file__).parent
 BASE = CONFIG_DIR / "_base_" / "upernet-swin_ade20k-160k.yaml"
@@ -37,8 +41,6 @@ def find_config(name_or_path: str | Path) -> Path:
     shipped = CONFIG_DIR / f"{Path(str(name_or_path)).name.removesuffix('.yaml')}.yaml"
     if shipped.is_file():
         return shipped
-    from difflib import get_close_matches
-
     close = get_close_matches(str(name_or_path), list_configs(), n=2, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else "; see swinseg config --list"
     raise FileNotFoundError(f"config {name_or_path} is neither a file nor a shipped config{hint}")
@@ -71,7 +73,7 @@ def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def _merge_checked(base: dict[str, Any], data: dict[str, Any], path: Path) -> dict[str, Any]:
     """``data`` over ``base``: keys checked against ``base``, except the model's (checked on resolution)."""
     data = dict(data)
-    model = _deep_update(base.get("model") or {}, data.pop("model", None) or {})
+    model = deep_update(base.get("model") or {}, data.pop("model", None) or {})
     try:
         merged = merge_config(base, data)
     except (KeyError, TypeError) as e:
@@ -106,46 +108,17 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _resolve_model(model: dict[str, Any]) -> dict[str, Any]:
-    """``{name, **overrides}`` -> ``{name, **full model config}``."""
-    model = dict(model)
-    name = model.pop("name", None)
-    if not name:
-        raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
-    spec = get_spec(name)
-    try:
-        return _plain({"name": name, **merge_config(spec.config, model, "model.")})
-    except KeyError as e:
-        raise KeyError(e.args[0]) from None
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, recursively, so a config equals itself after a YAML round trip."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def load_config(name_or_path: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> dict[str, Any]:
-    """The resolved config: base file, config file, then ``overrides`` (``key=value`` strings or a dict)."""
+    """The merged config: base file, config file, then ``overrides`` (``key=value`` strings or a
+    dict). Its ``model`` section is the registered name with the overrides of its config."""
     path = find_config(name_or_path)
     config = _with_bases(path)
     if "_base_" not in _read_yaml(path):
         config = _merge_checked(_with_bases(BASE), config, path)
     extra = copy.deepcopy(overrides if isinstance(overrides, dict) else parse_overrides(overrides))
-    model = _deep_update(config.pop("model", None) or {}, extra.pop("model", None) or {})
+    model = deep_update(config.pop("model", None) or {}, extra.pop("model", None) or {})
     config = merge_config(config, extra)
-    return {"model": _resolve_model(model), **config, "source": str(path)}
-
-
-def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``extra`` merged into a copy of ``base``, nested dicts merged, keys unchecked."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+    return plain({"model": model, **config, "source": str(path)})
 
 
 def dump_config(config: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
 from .classes import ade20k_classes, ade20k_palette, default_dataset_meta
 from .io import read_image
 from .transforms import photometric_distortion, random_crop, random_flip, random_resize, to_input
@@ -175,8 +176,8 @@ class TrainPipeline:
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
     photometric_distortion: bool = True
-    mean: Sequence[float] = (123.675, 116.28, 103.53)
-    std: Sequence[float] = (58.395, 57.12, 57.375)
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
     ignore_index: int = 255
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[Tensor, Tensor]:

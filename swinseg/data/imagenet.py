@@ -9,11 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "classification_input", "imagenet_classes"]
+from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
 
-# In 0..255 RGB units: the ImageNet statistics, also MMSegmentation's data_preprocessor values.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+__all__ = ["classification_input", "imagenet_classes"]
 
 
 @lru_cache(maxsize=1)

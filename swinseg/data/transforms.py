@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from .imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "scale_size",

@@ -23,7 +23,7 @@ from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
-from ..models.factory import create_model
+from ..models.factory import create_model, resolve_config
 from ..models.segmentor import EncoderDecoder
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
@@ -39,8 +39,10 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def build_segmentor(config: dict[str, Any]) -> EncoderDecoder:
     """The config's model (registered name + overrides), randomly initialized."""
-    model_cfg = dict(config["model"])
-    return create_model(model_cfg.pop("name"), **model_cfg)
+    model = create_model(config)
+    if not isinstance(model, EncoderDecoder):
+        raise ValueError(f"model.name {config['model'].get('name')!r} is not a segmentor (see swinseg models '*upernet*')")
+    return model
 
 
 class Trainer:
@@ -59,7 +61,7 @@ class Trainer:
         device: str | None = None,
         progress: bool = True,
     ) -> None:
-        self.config = config
+        self.config = config = resolve_config(config)
         self.work_dir = Path(work_dir)
         self.device = init_distributed(device)
         self.rank, self.world_size = get_rank(), get_world_size()

@@ -2,6 +2,7 @@
 the registry of named models."""
 
 from .compat import swin_b, swin_l, swin_s, swin_t
+from .factory import Source, create_model, resolve, resolve_config
 from .heads import FCNHead, UPerHead
 from .segmentor import EncoderDecoder, inference
 from .swin import SwinTransformer
@@ -11,12 +12,16 @@ __all__ = [
     "EncoderDecoder",
     "FCNHead",
     "ModelSpec",
+    "Source",
     "SwinTransformer",
     "UPerHead",
+    "create_model",
     "get_spec",
     "inference",
     "list_models",
     "register",
+    "resolve",
+    "resolve_config",
     "swin_b",
     "swin_l",
     "swin_s",

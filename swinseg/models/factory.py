@@ -1,53 +1,145 @@
-"""``create_model``: build a named model or a checkpoint's architecture, optionally with weights."""
+"""The one resolver of model arguments, and ``create_model`` on top of it.
+
+A model argument is a registered name, a training config (name, YAML path, or the loaded dict),
+or a checkpoint (file, HF-style directory, or URL). :func:`resolve` says which, by fixed rules;
+:func:`create_model` builds it; :func:`resolve_config` spells a config's model section out.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..weights import checkpoint_config, load_checkpoint, read_native
-from ..weights.hub import is_url
+from ..configs import CONFIG_DIR, list_configs, load_config
+from ..configs.schema import full_config, merge_config, plain
 from ..ops import parse_dtype
+from ..weights import checkpoint_config, is_url, load_checkpoint, read_native
 from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
-from .zoo import full_config, get_spec, merge_config
+from .zoo import ModelSpec, get_spec, list_models
 
-__all__ = ["create_model"]
+__all__ = ["Source", "create_model", "resolve", "resolve_config"]
+
+KINDS = ("registered", "config", "checkpoint")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a model argument names: ``kind`` is one of :data:`KINDS`; ``spec`` is set for a
+    registered model, ``config`` (the merged training config) for a config, ``location`` (path
+    or URL) for a checkpoint."""
+
+    kind: str
+    argument: str
+    spec: ModelSpec | None = None
+    config: dict[str, Any] | None = None
+    location: str | None = None
+
+
+def resolve(argument: str | os.PathLike | dict[str, Any]) -> Source:
+    """Say what ``argument`` names, by the first rule that applies:
+
+    1. a dict: a training config (:func:`swinseg.configs.load_config`'s result);
+    2. a URL (``http``, ``https``, ``file``): a checkpoint, downloaded and cached;
+    3. a registered model name (``swinseg models``);
+    4. a path ending in ``.yaml``/``.yml``: a config file;
+    5. an existing file or directory: a checkpoint in any supported layout;
+    6. the name of a shipped config (``swinseg config --list``).
+
+    Anything else is a KeyError that lists what was tried and the closest names.
+    """
+    if isinstance(argument, dict):
+        return Source("config", str(argument.get("source", "<config>")), config=argument)
+    text = os.fspath(argument)
+    if is_url(text):
+        return Source("checkpoint", text, location=text)
+    if text in list_models():
+        return Source("registered", text, spec=get_spec(text))
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml"):
+        return Source("config", text, config=load_config(path))
+    if path.exists():
+        return Source("checkpoint", text, location=text)
+    if (CONFIG_DIR / f"{text}.yaml").is_file():
+        return Source("config", text, config=load_config(text))
+    close = get_close_matches(text, [*list_models(), *list_configs()], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see swinseg models and swinseg config --list"
+    raise KeyError(
+        f"model {text!r} is not a URL, a registered model, a .yaml config, an existing checkpoint file or a shipped config{hint}"
+    )
+
+
+def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its ``model`` section (``name`` + overrides) spelled out as the registered
+    model's whole config with the overrides merged; an unknown key is an error naming it."""
+    section = dict(config.get("model") or {})
+    name = section.pop("name", None)
+    if not name:
+        raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
+    return {**config, "model": plain({"name": name, **merge_config(get_spec(name).config, section, "model.")})}
 
 
 def create_model(
-    name: str | os.PathLike, pretrained: bool | str | os.PathLike = False, dtype: str | torch.dtype | None = None, **overrides: Any
+    name: str | os.PathLike | dict[str, Any],
+    pretrained: bool | str | os.PathLike | None = None,
+    dtype: str | torch.dtype | None = None,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build a registered model by ``name``, or the architecture stored in a checkpoint file.
+    """Build the model that ``name`` names (:func:`resolve`), optionally with weights.
 
-    ``pretrained``: False (random init), True (the registered weights, downloaded and
-    hash-checked), or a path/URL of a checkpoint in any supported layout. ``dtype``: ``"bf16"``
-    or ``"fp16"`` casts the weights for inference (:mod:`swinseg.ops.precision`). ``overrides``
-    are merged into the config (nested dicts merge recursively, e.g.
-    ``decode_head=dict(num_classes=19)``); an unknown key is an error naming it.
+    ``pretrained``:
+
+    - a registered model: None or False (random init), True (its published weights,
+      downloaded and hash-checked), or a path/URL of a checkpoint in any supported layout;
+    - a config: None or False (random init), or a path/URL (True is refused: a config's own
+      ``pretrained`` key names the weights training starts from, not trained weights);
+    - a checkpoint: None or True (its own weights), False (its architecture, random init), or
+      another path/URL whose weights go into that architecture.
+
+    ``dtype``: ``"bf16"`` or ``"fp16"`` casts the weights for inference
+    (:mod:`swinseg.ops.precision`). ``overrides`` are merged into the model config (nested dicts
+    recursively, e.g. ``decode_head=dict(num_classes=19)``); an unknown key is an error naming it.
     """
-    model = _build(name, pretrained, overrides)
+    source = resolve(name)
+    builder, config = _architecture(source)
+    model = builder(**merge_config(config, overrides))
+    weights = _weights(source, pretrained)
+    if weights is not None:
+        load_checkpoint(model, weights, sha256=source.spec.sha256 if source.kind == "registered" and pretrained is True else None)
     return model.to(parse_dtype(dtype)) if dtype is not None else model
 
 
-def _build(name: str | os.PathLike, pretrained: bool | str | os.PathLike, overrides: dict[str, Any]) -> nn.Module:
-    if not is_url(name) and Path(name).exists():
-        sd, meta, _ = read_native(name)
-        config = checkpoint_config(sd, meta)
-        builder = EncoderDecoder if "backbone" in config else SwinTransformer
-        model = builder(**merge_config(full_config(builder, **config), overrides))
-        load_checkpoint(model, name)
-        return model
-    spec = get_spec(str(name))
-    model = spec.builder(**merge_config(spec.config, overrides))
-    if pretrained is True:
-        if spec.url is None:
-            raise ValueError(f"model {spec.name!r} has no published weights")
-        load_checkpoint(model, spec.url, sha256=spec.sha256)
-    elif pretrained:
-        load_checkpoint(model, pretrained)
-    return model
+def _architecture(source: Source) -> tuple[type[nn.Module], dict[str, Any]]:
+    if source.kind == "registered":
+        return source.spec.builder, source.spec.config
+    if source.kind == "config":
+        section = dict(resolve_config(source.config)["model"])
+        return get_spec(section.pop("name")).builder, section
+    sd, meta, _ = read_native(source.location)
+    config = checkpoint_config(sd, meta)
+    builder = EncoderDecoder if "backbone" in config else SwinTransformer
+    return builder, full_config(builder, **config)
+
+
+def _weights(source: Source, pretrained: bool | str | os.PathLike | None) -> str | os.PathLike | None:
+    """Where the weights come from, or None for a random initialization."""
+    if pretrained is False or (pretrained is None and source.kind != "checkpoint"):
+        return None
+    if pretrained not in (True, None):
+        return pretrained
+    if source.kind == "checkpoint":
+        return source.location
+    if source.kind == "config":
+        raise ValueError(
+            f"config {source.argument}: pretrained=True names no weights (its 'pretrained' key is what training starts "
+            f"from); pass the trained checkpoint's path or URL"
+        )
+    if source.spec.url is None:
+        raise ValueError(f"model {source.spec.name!r} has no published weights")
+    return source.spec.url

@@ -4,6 +4,7 @@ method names: ``extract_feat``, ``encode_decode``, ``inference`` (whole / slide)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.classes import default_dataset_meta
-from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..configs.defaults import DATA_PREPROCESSOR, TEST_CFG, TEST_PIPELINE
 from ..data.io import ImageLike, as_rgb
 from ..data.transforms import imrescale, to_input
 from .heads import FCNHead, UPerHead, resize
@@ -130,12 +131,9 @@ class EncoderDecoder(nn.Module):
         if auxiliary_head is not None:
             auxiliary_head = self._head_inputs("auxiliary_head", auxiliary_head, channels, 2)
             self.auxiliary_head = FCNHead(**auxiliary_head)
-        self.data_preprocessor = {
-            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": [512, 512], "pad_val": 0, "seg_pad_val": 255,
-            **(data_preprocessor or {}),
-        }
-        self.test_cfg = {"mode": "whole", "crop_size": [512, 512], "stride": [341, 341], **(test_cfg or {})}
-        self.test_pipeline = {"scale": [2048, 512], "keep_ratio": True, **(test_pipeline or {})}
+        self.data_preprocessor = copy.deepcopy({**DATA_PREPROCESSOR, **(data_preprocessor or {})})
+        self.test_cfg = copy.deepcopy({**TEST_CFG, **(test_cfg or {})})
+        self.test_pipeline = copy.deepcopy({**TEST_PIPELINE, **(test_pipeline or {})})
         self.ignore_index = ignore_index
         self.num_classes = self.decode_head.num_classes
         self.dataset_meta = default_dataset_meta(self.num_classes)

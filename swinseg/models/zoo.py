@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
-__all__ = ["ModelSpec", "register", "get_spec", "list_models", "merge_config", "full_config"]
+from ..configs.defaults import DATA_PREPROCESSOR, SWIN_SIZES, TEST_CFG, TEST_PIPELINE
+from ..configs.schema import full_config
+
+__all__ = ["ModelSpec", "register", "get_spec", "list_models"]
 
 OFFICIAL_RELEASES = "https://github.com/SwinTransformer/storage/releases/download"
 MMSEG_ZOO = "https://download.openmmlab.com/mmsegmentation/v0.5"
@@ -56,67 +57,6 @@ def get_spec(name: str) -> ModelSpec:
         close = get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see swinseg.list_models()"
         raise KeyError(f"unknown model {name!r}{hint}") from None
-
-
-def full_config(builder: Callable[..., Any], **values: Any) -> dict[str, Any]:
-    """Every keyword argument of ``builder`` with its default, updated by ``values``."""
-    params = inspect.signature(builder).parameters
-    config = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-    return merge_config(config, values)
-
-
-def merge_config(base: dict[str, Any], overrides: dict[str, Any], path: str = "") -> dict[str, Any]:
-    """Recursively merge ``overrides`` into a copy of ``base``; unknown keys are an error naming the key."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if key not in out:
-            from difflib import get_close_matches
-
-            close = get_close_matches(key, out, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise KeyError(f"unknown config key {path + key!r}{hint}")
-        if isinstance(value, dict) and isinstance(out[key], dict):
-            out[key] = merge_config(out[key], value, f"{path}{key}.")
-        else:
-            _check_type(path + key, out[key], value)
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-# Keys whose integer default may also be given as an (H, W) pair.
-_INT_OR_PAIR = ("pretrain_img_size",)
-
-
-def _check_type(key: str, default: Any, value: Any) -> None:
-    """``value`` must have the type of the ``default`` it replaces (an int where a float is
-    expected). None (automatic or off) and anything replacing a default of None pass."""
-    if default is None or value is None:
-        return
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if key.rsplit(".", 1)[-1] in _INT_OR_PAIR:
-            ok = ok or (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value))
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        expected = {bool: "true or false", int: "an integer", float: "a number", str: "text", list: "a list", tuple: "a list", dict: "a section"}
-        raise TypeError(f"config key {key!r} must be {expected.get(type(default), type(default).__name__)} "
-                        f"(like its default {default!r}), got {value!r}")
-
-
-# Widths and depths of the Swin sizes, as in the paper.
-SWIN_SIZES: dict[str, dict[str, Any]] = {
-    "tiny": dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
-    "small": dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
-    "base": dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
-    "large": dict(embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48]),
-}
 
 
 def _register_classifiers() -> None:
@@ -186,9 +126,9 @@ def _register_segmentors() -> None:
             ),
             decode_head=full_config(UPerHead, in_channels=None, num_classes=150),
             auxiliary_head=full_config(FCNHead, in_channels=None, num_classes=150),
-            data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], size=[512, 512], pad_val=0, seg_pad_val=255),
-            test_cfg=dict(mode="whole", crop_size=[512, 512], stride=[341, 341]),
-            test_pipeline=dict(scale=[2048, 512], keep_ratio=True),
+            data_preprocessor=DATA_PREPROCESSOR,
+            test_cfg=TEST_CFG,
+            test_pipeline=TEST_PIPELINE,
         )
         folder = weights.rsplit("_", 2)[0] if weights else None
         register(

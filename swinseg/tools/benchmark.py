@@ -30,7 +30,6 @@ from ..ops.tuning import interleaved_times, synchronize
 
 __all__ = ["Case", "Target", "CASES", "classify_case", "segment_case", "train_case", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
 
-TINY = dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])
 UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
 
 
@@ -265,9 +264,10 @@ def train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
 
 def _scaling_case(size: int) -> Case:
     def build(impl: str, target: Target) -> Callable[[], Any] | None:
+        from ..configs.defaults import SWIN_SIZES
         from ..models.swin import SwinTransformer
 
-        return _inference(SwinTransformer(**TINY, drop_path_rate=0.0), target.input(1, 3, size, size), target)
+        return _inference(SwinTransformer(**SWIN_SIZES["tiny"], drop_path_rate=0.0), target.input(1, 3, size, size), target)
 
     return Case(1, build, ("swinseg",), size * size / 1e6)
 

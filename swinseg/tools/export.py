@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..files import atomic_write
-from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
 from ..models.segmentor import EncoderDecoder
 from ..models.swin import SwinTransformer
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from swinseg.configs import CONFIG_DIR, dump_config, list_configs, load_config, parse_overrides
-from swinseg.models.zoo import list_models
+from swinseg.configs import CONFIG_DIR, dump_config, list_configs, parse_overrides
+from swinseg.configs import load_config as read_config
 from swinseg.engine.trainer import build_segmentor
+from swinseg.models import resolve_config
+from swinseg.models.zoo import list_models
+
+
+def load_config(name, overrides=None):
+    """The config as training sees it: merged, then its model section resolved."""
+    return resolve_config(read_config(name, overrides))
 
 
 def test_every_zoo_segmentor_has_its_training_config_under_the_mmseg_name():

@@ -14,6 +14,7 @@ import swinseg
 from swinseg import SwinTransformer
 from swinseg.weights import cache_dir, download
 from swinseg.weights.formats import from_native
+from swinseg.configs.schema import full_config
 from swinseg.models import zoo
 
 from ..helpers import randomize_
@@ -78,7 +79,7 @@ def test_pretrained_named_model_downloads_its_weights(swinseg_home, http_server,
     root, url = http_server
     source = randomize_(SwinTransformer(**SMALL, num_classes=5, always_partition=False))
     path, digest = _publish(root, source)
-    spec = zoo.ModelSpec("tiny_test_model", SwinTransformer, zoo.full_config(SwinTransformer, **SMALL, num_classes=5), url=f"{url}/{path.name}")
+    spec = zoo.ModelSpec("tiny_test_model", SwinTransformer, full_config(SwinTransformer, **SMALL, num_classes=5), url=f"{url}/{path.name}")
     monkeypatch.setitem(zoo._REGISTRY, spec.name, spec)
     model = swinseg.create_model("tiny_test_model", pretrained=True).eval()
     source.eval()
