@@ -24,9 +24,10 @@ import swinseg
 from swinseg.weights import load_checkpoint
 from swinseg.configs import load_config
 from swinseg.data.dataset import build_dataset
-from swinseg.engine.trainer import build_segmentor
+from swinseg.models import build_segmentor
 from swinseg.ops import machine_info
 from tests.helpers import randomize_
+from swinseg.predict import predict
 
 
 def segmentation(config_name: str, checkpoint: str, overrides: list[str] | None) -> dict[str, float]:
@@ -40,10 +41,10 @@ def segmentation(config_name: str, checkpoint: str, overrides: list[str] | None)
     total = 0
     for i in range(len(dataset)):
         image, _ = dataset[i]
-        fp32 = model.predict(image)[0]
-        same["bf16_weights"] += int((bf16.predict(image)[0] == fp32).sum())
+        fp32 = predict(model, image)[0]
+        same["bf16_weights"] += int((predict(bf16, image)[0] == fp32).sum())
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            same["bf16_autocast"] += int((model.predict(image)[0] == fp32).sum())
+            same["bf16_autocast"] += int((predict(model, image)[0] == fp32).sum())
         total += fp32.numel()
     return {k: v / total for k, v in same.items()} | {"pixels": total, "images": len(dataset)}
 

@@ -25,7 +25,7 @@ import swinseg
 from swinseg import ops
 from swinseg.engine.optim import build_optimizer
 from swinseg.ops.tuning import synchronize
-from swinseg.tools import benchmark as bench
+import peers as bench
 from tests.helpers import randomize_
 
 UPERNET_T = bench.UPERNET_T

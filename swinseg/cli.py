@@ -1,161 +1,66 @@
-"""The ``swinseg`` command line: ``swinseg SUBCOMMAND --help`` for each."""
+"""The ``swinseg`` command line: ``swinseg SUBCOMMAND --help`` for each. Each subcommand parses
+its arguments and calls one library function."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from .models.factory import Source
 from .ops.precision import DTYPES
 
 __all__ = ["main"]
 
 
-def _load_model(model: str, checkpoint: str | bool | None, published: bool = True, dtype: str = "fp32") -> torch.nn.Module:
-    """A checkpoint file's model (its weights replaced by ``checkpoint`` when given), or a
-    registered model with ``checkpoint``, else its published weights when ``published``; in
-    eval mode, its weights in ``dtype``."""
-    from .weights import load_checkpoint
-    from .models.factory import create_model
-
-    if not Path(model).exists():
-        return create_model(model, pretrained=checkpoint or published, dtype=dtype).eval()
-    net = create_model(model)
-    if checkpoint:
-        load_checkpoint(net, checkpoint)
-    return net.to(DTYPES[dtype]).eval()
+def _weights(text: str) -> str | bool:
+    """A ``--checkpoint`` value: a path or URL, or ``true`` for the registered model's own weights."""
+    return True if text.lower() == "true" else text
 
 
-def _load_classifier(name: str, checkpoint: str | None, dtype: str) -> torch.nn.Module:
-    model = _load_model(name, checkpoint, published=False, dtype=dtype)
-    if getattr(model, "num_classes", 0) <= 0:
-        raise ValueError(f"{name} is a backbone without a classification head")
-    return model
+def _load(model: str | dict | Source, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False) -> torch.nn.Module:
+    """The model ``model`` names (:func:`swinseg.models.resolve`) in eval mode on ``device``:
+    weights from ``checkpoint``, else a checkpoint's own, else (``published``) a registered
+    model's published ones."""
+    from .models import create_model, resolve
 
-
-def _top_classes(logits: torch.Tensor, k: int) -> list[tuple[str, float]]:
-    from .data import imagenet_classes
-
-    names = imagenet_classes() if logits.numel() == len(imagenet_classes()) else None
-    probs = logits.float().softmax(-1)
-    top = probs.topk(min(k, probs.numel()))
-    return [(names[i] if names else f"class {i}", p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
-
-
-def cmd_classify(args: argparse.Namespace) -> None:
-    from .data import classification_input, read_image
-
-    model = _load_classifier(args.model, args.checkpoint, args.dtype).to(args.device)
-    size = args.size or model.config.get("pretrain_img_size", 224)
-    for path in args.images:
-        x = classification_input(read_image(path), size).unsqueeze(0).to(args.device, DTYPES[args.dtype])
-        with torch.inference_mode():
-            logits = model(x)[0]
-        print(f"{path}:")
-        for name, p in _top_classes(logits, args.topk):
-            print(f"  {p:7.2%}  {name}")
+    source = model if isinstance(model, Source) else resolve(model)
+    pretrained = checkpoint if checkpoint is not None else (True if published and source.kind == "registered" else None)
+    return create_model(source, pretrained=pretrained, dtype=dtype).to(device).eval()
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Synthetic ADE20K-layout dataset -> train a small Swin-UPerNet -> evaluate -> overlays, curves."""
-    from .configs import load_config
-    from .engine.evaluate import evaluate
-    from .engine.trainer import Trainer
-    from .tools.plot import plot_curves
-    from .tools.synthetic import write_dataset
+    from .tools.demo import run_demo
 
-    work = Path(args.work_dir)
-    quick = ["schedule.max_iters=24", "schedule.warmup_iters=4", "train.log_interval=8", "train.val_interval=24",
-             "train.checkpoint_interval=12", "data.num_workers=0"]
-    train_images, val_images = (24, 6) if args.quick else (160, 40)
-    start = time.perf_counter()
-    root = write_dataset(work / "data" / "synthetic", train=train_images, val=val_images)
-    print(f"wrote a synthetic dataset ({train_images} training, {val_images} validation images, ADE20K layout) to {root} "
-          f"in {time.perf_counter() - start:.1f} s")
-    config = load_config(DEMO_CONFIG, [f"data.root={root}", *(quick if args.quick else []), *(args.set or [])])
-    trainer = Trainer(config, work / "train", resume="auto" if args.resume else None, device="cpu")
-    start = time.perf_counter()
-    trainer.train()
-    print(f"trained in {time.perf_counter() - start:.0f} s")
-    result = evaluate(trainer.model, trainer.val_set, show_dir=work / "overlays").compute()
-    print(f"validation: mIoU {result['mIoU']:.2f}, aAcc {result['aAcc']:.2f} (per-class table above; "
-          f"chance is about {100 / trainer.model.num_classes:.0f}% pixel accuracy)")
-    print(f"overlays (prediction | ground truth): {work / 'overlays'}")
-    try:
-        print(f"training curves: {plot_curves(work / 'train')}")
-    except ImportError as e:
-        print(f"no training curves: {e}")
-
-
-DEMO_CONFIG = "swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128"
+    run_demo(args.work_dir, quick=args.quick, resume=args.resume, overrides=args.set)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .configs import load_config
     from .engine.trainer import Trainer
 
-    overrides = list(args.set or []) + ([f"train.amp={args.amp}"] if args.amp else [])
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, list(args.set or []) + ([f"train.amp={args.amp}"] if args.amp else []))
     work_dir = args.work_dir or Path("work_dirs") / Path(config["source"]).stem
     Trainer(config, work_dir, resume=args.resume, device=args.device).train()
 
 
-def _config_model(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32") -> tuple:
-    """``(config, segmentor on device in eval mode with its weights in dtype, load report or None)``."""
-    from .weights import load_checkpoint
-    from .configs import load_config
-    from .engine.distributed import rank_zero_first
-    from .engine.trainer import build_segmentor
-
-    config = load_config(config_name, overrides)
-    model = build_segmentor(config)
-    report = None
-    if checkpoint:
-        with rank_zero_first():
-            report = load_checkpoint(model, checkpoint)
-    return config, model.to(device, DTYPES[dtype]).eval(), report
-
-
-def _config_model_and_val(config_name: str, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32") -> tuple:
-    """``(config, segmentor on device in eval mode, load report or None, validation dataset)``."""
-    from .data.dataset import build_dataset
-
-    config, model, report = _config_model(config_name, overrides, checkpoint, device, dtype)
-    return config, model, report, build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
-
-
 def cmd_test(args: argparse.Namespace) -> None:
-    import json
+    from .engine.evaluate import evaluate_checkpoint
 
-    from .engine.distributed import get_rank, init_distributed
-    from .engine.evaluate import evaluate
-
-    config, model, report, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, init_distributed(args.device), args.dtype)
-    if args.mode:
-        model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
-    if get_rank() == 0:
-        print(f"loaded {args.checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
-              f"({model.test_cfg['mode']}{' + ms/flip TTA' if args.tta else ''})")
-    metric = evaluate(model, dataset, tta=args.tta or config["test"]["tta"], show_dir=args.show_dir)
-    if get_rank() == 0:
-        print(metric.table())
-        if args.out:
-            Path(args.out).write_text(json.dumps(metric.compute(), indent=1))
+    evaluate_checkpoint(args.config, args.checkpoint, args.set, args.device, args.dtype, args.mode, args.crop, args.stride,
+                        args.tta, args.show_dir, args.out)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
     from .configs import dump_config, list_configs, load_config
+    from .models import resolve_config
 
     if args.list or not args.name:
         print("\n".join(list_configs()))
         return
-    from .models import resolve_config
-
     print(dump_config(resolve_config(load_config(args.name, args.set))), end="")
 
 
@@ -173,67 +78,20 @@ def cmd_check_data(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    from .tools import benchmark as bench
+    from .tools.speed import config_fps
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    target = bench.Target(device, torch.bfloat16 if args.bf16 else None, args.compile, DTYPES[args.dtype])
-    if args.config:
-        _benchmark_config(args, target)
-        return
-    unknown = [c for c in args.cases if c not in bench.CASES]
-    if unknown:
-        raise ValueError(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(bench.CASES)}")
-    peaks = {"fp32": bench.matmul_peak(device), "bf16": bench.matmul_peak(device, torch.bfloat16)}
-    env = bench.environment(device)
-    print(f"{env}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
-    ours = None
-    if args.bf16_ours or args.ours_dtype:
-        ours = bench.Target(device, torch.bfloat16 if args.bf16_ours else target.dtype, args.compile, DTYPES[args.ours_dtype or args.dtype])
-    results = bench.run_cases(args.cases, target, args.warmup, args.rounds, args.memory, ours=ours)
-    low = args.bf16 or args.bf16_ours or "bf16" in (args.dtype, args.ours_dtype)
-    print(bench.format_table(results, peaks["bf16" if low else "fp32"]))
-    if args.out:
-        settings = {"bf16": args.bf16, "bf16_ours": args.bf16_ours, "dtype": args.dtype, "ours_dtype": args.ours_dtype, "compile": args.compile,
-                    "rounds": args.rounds, "warmup": args.warmup, "cases": args.cases}
-        bench.write_json(args.out, results, device, peaks, settings)
-        print(f"wrote {args.out}")
-
-
-def _benchmark_config(args: argparse.Namespace, target: Any) -> None:
-    """MMSegmentation-style FPS of a config's model on its validation images."""
-    from .tools.benchmark import dataset_fps
-
-    config, model, _, dataset = _config_model_and_val(args.config, args.set, args.checkpoint, target.device, args.dtype)
-    if target.compile:
-        model.inference = torch.compile(model.inference, dynamic=True)
-    print(f"{Path(config['source']).stem}: {args.images} passes over {len(dataset)} validation images "
-          f"(the first {args.warmup} untimed) on {target.device}")
-    dataset_fps(model, dataset, target, args.images, args.warmup)
+    config_fps(args.config, args.set, args.checkpoint, args.device, args.dtype, torch.bfloat16 if args.bf16 else None,
+               args.compile, args.images, args.warmup)
 
 
 def cmd_flops(args: argparse.Namespace) -> None:
     from .configs import load_config
-    from .engine.trainer import build_segmentor
-    from .models.zoo import list_models
-    from .tools.benchmark import count_flops
+    from .tools.speed import flops_report
 
-    if args.config in list_models() and "upernet" not in args.config:
-        from .models.factory import create_model
-
-        model = create_model(args.config)
-    else:
-        model = build_segmentor(load_config(args.config, args.set))
-    model.eval()
-    x = torch.randn(1, 3, *args.shape)
-    with torch.inference_mode():
-        total, per_op = count_flops(lambda: model(x))
-    params = sum(p.numel() for p in model.parameters())
-    print(f"input 1x3x{args.shape[0]}x{args.shape[1]}: {params / 1e6:.2f}M parameters, {total / 2e9:.1f} GMACs "
-          f"(the papers' \"GFLOPs\"), {total / 1e9:.1f} GFLOPs counting a multiply-add as 2")
-    for op, n in sorted(per_op.items(), key=lambda kv: -kv[1]):
-        print(f"  {op:<44} {n / 2e9:9.2f} GMACs")
+    model = _load(load_config(args.model, args.set) if args.set else args.model, None)
+    print(flops_report(model, *args.shape))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -242,91 +100,27 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {plot_curves(args.work_dir, args.out)}")
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+def cmd_classify(args: argparse.Namespace) -> None:
+    from .predict import classify, top_classes
 
-
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Image files from files, folders (searched recursively) and glob patterns, in a stable order."""
-    import glob
-
-    out: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.is_file():
-            out.append(path)
-        elif glob.has_magic(item):
-            out += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-        else:
-            raise FileNotFoundError(f"input {item} does not exist")
-    if not out:
-        raise FileNotFoundError(f"no images found in {', '.join(inputs)}")
-    return out
-
-
-def _load_segmentor(model: str, checkpoint: str | bool | None, device: str, dtype: str) -> torch.nn.Module:
-    from .models.segmentor import EncoderDecoder
-
-    net = _load_model(model, checkpoint, dtype=dtype)
-    if not isinstance(net, EncoderDecoder):
-        raise ValueError(f"{model} is not a segmentation model (see swinseg models '*upernet*')")
-    return net.to(device)
+    model = _load(args.model, args.checkpoint, args.device, args.dtype)
+    for path in args.images:
+        (probs,) = classify(model, [str(path)], size=args.size)
+        print(f"{path}:")
+        for name, p in top_classes(probs, args.topk):
+            print(f"  {p:7.2%}  {name}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    import cv2
-    import numpy as np
-    from tqdm import tqdm
+    from .models.segmentor import EncoderDecoder
+    from .predict import set_test_mode
+    from .tools.predict_files import predict_files
 
-    from .data import read_image
-    from .visualize import overlay
-
-    if not 0.0 <= args.opacity <= 1.0:
-        raise ValueError(f"--opacity must lie in [0, 1], got {args.opacity}")
-    if min(args.crop, args.stride, args.batch_size) <= 0:
-        raise ValueError("--crop, --stride and --batch-size must be positive")
-    images = expand_inputs(args.inputs)
-    model = _load_segmentor(args.model, args.checkpoint, args.device, args.dtype)
-    if args.mode:
-        model.test_cfg.update(mode=args.mode, crop_size=[args.crop, args.crop], stride=[args.stride, args.stride])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    classes, palette = model.dataset_meta["classes"], model.dataset_meta["palette"]
-    stems: dict[str, int] = {}
-    failed: list[str] = []
-    counts = np.zeros(model.num_classes, np.int64)
-    start = time.perf_counter()
-    progress = tqdm(total=len(images), desc="predict", unit="img", disable=not sys.stderr.isatty())
-    for i in range(0, len(images), args.batch_size):
-        batch = images[i : i + args.batch_size]
-        progress.update(len(batch))
-        readable, rgbs = [], []
-        for path in batch:
-            try:
-                rgbs.append(read_image(path))
-                readable.append(path)
-            except (ValueError, FileNotFoundError) as e:
-                failed.append(str(path))
-                progress.write(f"error: {e}", file=sys.stderr)
-        labels = model.predict(rgbs, tta=args.tta, batch_size=args.batch_size) if rgbs else []
-        for path, rgb, label in zip(readable, rgbs, labels, strict=True):
-            ids = label.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
-            stem = path.stem if path.stem not in stems else f"{path.stem}_{stems[path.stem]}"
-            stems[path.stem] = stems.get(path.stem, 0) + 1
-            cv2.imwrite(str(out / f"{stem}.png"), ids)
-            vis = overlay(rgb, ids, classes, palette, args.opacity)
-            cv2.imwrite(str(out / f"{stem}_overlay.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
-            counts += np.bincount(ids.ravel(), minlength=model.num_classes)[: model.num_classes]
-    progress.close()
-    elapsed = time.perf_counter() - start
-    done = len(images) - len(failed)
-    top = [f"{classes[c]} {counts[c] / max(counts.sum(), 1):.1%}" for c in np.argsort(-counts)[:5] if counts[c]]
-    print(f"segmented {done} of {len(images)} images in {elapsed:.1f} s ({elapsed / max(done, 1):.2f} s/image) -> {out}")
-    if top:
-        print(f"most frequent classes: {', '.join(top)}")
-    if failed:
-        raise ValueError(f"{len(failed)} image(s) could not be read: {', '.join(failed)}")
+    model = _load(args.model, args.checkpoint, args.device, args.dtype, published=True)
+    if not isinstance(model, EncoderDecoder):
+        raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
+    set_test_mode(model, args.mode, args.crop, args.stride)
+    predict_files(model, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size, opacity=args.opacity)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -336,43 +130,16 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"converted {args.src} ({fmt} layout) -> {dest} ({args.to} layout)")
 
 
-def _load_for_export(model: str, checkpoint: str | None, overrides: list[str] | None) -> torch.nn.Module:
-    """A config (shipped name or YAML file) with ``checkpoint``, or :func:`_load_model`'s model."""
-    from .configs import find_config
-
-    is_config = model.endswith((".yaml", ".yml"))
-    if not is_config and not Path(model).exists():
-        try:
-            find_config(model)
-            is_config = True
-        except FileNotFoundError:
-            pass
-    if is_config:
-        if not checkpoint:
-            raise ValueError(f"exporting config {model} needs a CHECKPOINT with its trained weights")
-        return _config_model(model, overrides, checkpoint, torch.device("cpu"))[1]
-    return _load_model(model, checkpoint)
-
-
 def cmd_export(args: argparse.Namespace) -> None:
-    from .models.segmentor import EncoderDecoder
-    from .tools.export import compare_onnx, export_onnx
+    from .configs import load_config
+    from .models import resolve
+    from .tools.export import export_and_check
 
-    model = _load_for_export(args.model, args.checkpoint, args.set)
-    kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
-    start = time.perf_counter()
-    low, high = export_onnx(model, args.onnx, side=args.size, opset=args.opset)
-    print(f"exported the {kind} to {args.onnx} in {time.perf_counter() - start:.0f} s (opset {args.opset}): input 'images' "
-          f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}")
-    if args.no_check:
-        return
-    shapes = [(1, high, low), (2, low, high)] if high - low < 256 else [(1, 301, 397), (2, 160, 241)]
-    diffs = compare_onnx(args.onnx, model, shapes)
-    worst = max(diffs)
-    report = ", ".join(f"{b}x{h}x{w}: {d:.1e}" for (b, h, w), d in zip(shapes, diffs, strict=True))
-    if worst > args.tolerance:
-        raise ValueError(f"{args.onnx} disagrees with PyTorch: max |logits difference| {report} (tolerance {args.tolerance})")
-    print(f"onnxruntime matches PyTorch, max |logits difference| {report}")
+    source = resolve(load_config(args.model, args.set) if args.set else args.model)
+    if source.kind == "config" and not args.checkpoint:
+        raise ValueError(f"exporting config {args.model} needs a CHECKPOINT with its trained weights")
+    model = _load(source, args.checkpoint, published=True)
+    export_and_check(model, args.onnx, side=args.size, opset=args.opset, tolerance=None if args.no_check else args.tolerance)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -446,32 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "benchmark",
-        help="time swinseg against the installed peers (timm, HF, the seed package), or a config's FPS",
-        description="Without CONFIG: the side-by-side cases (BENCHMARKS.md). With CONFIG: images/s on its validation "
-        "images as MMSegmentation's benchmark tool measures them.",
+        help="a config's images per second on its validation images, as MMSegmentation measures them",
+        description="Images/s of a config's model on its validation images, each timed from the preprocessed input to "
+        "the label map at the original size (MMSegmentation's tools/analysis_tools/benchmark.py). The side-by-side "
+        "comparison with timm, HF and the seed package is benchmarks/peers.py.",
     )
-    p.add_argument("config", nargs="?", help="config whose validation images to time (MMSegmentation-style FPS)")
-    p.add_argument("--checkpoint", help="with CONFIG: weights to load (random otherwise; speed does not depend on them)")
-    p.add_argument("--images", type=int, default=200, help="with CONFIG: images timed (default 200, as MMSegmentation)")
-    _add_set(p, "with CONFIG: config overrides, e.g. data.root=...")
-    p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
-                   help="cases to run (see swinseg/tools/benchmark.py CASES)")
+    p.add_argument("config", help="config whose validation images to time")
+    p.add_argument("--checkpoint", help="weights to load (random otherwise; speed does not depend on them)")
+    p.add_argument("--images", type=int, default=200, help="images timed (default 200, as MMSegmentation)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed images first (default 5)")
+    _add_set(p, "config overrides, e.g. data.root=...")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    _add_dtype(p, "weights and inputs of every implementation in this dtype (default fp32)")
-    p.add_argument("--ours-dtype", choices=tuple(DTYPES), help="swinseg's weights and inputs in this dtype, the peers' as --dtype")
+    _add_dtype(p)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model's inference")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    bf16 = p.add_mutually_exclusive_group()
-    bf16.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    bf16.add_argument("--bf16-ours", action="store_true", help="bf16 autocast for swinseg only, the peers in fp32")
-    p.add_argument("--compile", action="store_true", help="torch.compile every model (for each case's fixed size)")
-    p.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation first (default 5)")
-    p.add_argument("--memory", action="store_true", help="also measure peak memory, each in a fresh process")
-    p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(func=cmd_benchmark)
 
-    p = sub.add_parser("flops", help="parameters and FLOPs of a config's model (or a registered classifier)")
-    p.add_argument("config", help="config file, shipped config name, or a registered classifier name")
+    p = sub.add_parser("flops", help="parameters and FLOPs of a model (registered name, config or checkpoint)")
+    p.add_argument("model", metavar="MODEL", help="registered name, config (name or YAML) or checkpoint file")
     p.add_argument("--shape", nargs=2, type=int, default=[512, 2048], metavar=("H", "W"), help="input size (default 512 2048)")
     _add_set(p, "config overrides")
     p.set_defaults(func=cmd_flops)
@@ -484,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify images with a named model or a checkpoint file")
     p.add_argument("model", help="registered model name (swinseg models) or checkpoint file")
     p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--checkpoint", help="weights (path or URL, any supported layout); 'true' for the model's own")
+    p.add_argument("--checkpoint", type=_weights, help="weights (path or URL, any supported layout); 'true' for the model's own")
     p.add_argument("--size", type=int, help="input size (default: the model's pre-training size)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="cpu")
@@ -500,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="registered segmentor name or checkpoint file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("--checkpoint", help="weights: path or URL in any supported layout")
+    p.add_argument("--checkpoint", type=_weights, help="weights: path or URL in any supported layout")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
     p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
@@ -565,8 +325,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import os
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "checkpoint", None) == "true":
-        args.checkpoint = True
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
 
 
-DEMO_CONFIG = "swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128"
+from swinseg.tools.demo import DEMO_CONFIG  # noqa: E402  (re-exported for the tests)
 # The demo config shrunk to a very small model, 32x32 crops and 6 iterations.
 TINY_OVERRIDES = [
     "model.backbone.embed_dims=16",

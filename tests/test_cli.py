@@ -10,9 +10,10 @@ import torch
 import swinseg
 from swinseg import SwinTransformer
 from swinseg.cli import main
-from swinseg.data import classification_input, read_image
+from swinseg.data import Preprocessing, read_image
 
 from .helpers import randomize_
+from swinseg.predict import predict
 
 SMALL = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
 
@@ -45,7 +46,7 @@ def test_classify_prints_imagenet_classes(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "x.jpg"), np.full((50, 80, 3), 128, np.uint8))
     assert main(["classify", str(path), str(tmp_path / "x.jpg"), "--size", "64", "--topk", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    x = classification_input(read_image(tmp_path / "x.jpg"), 64)[None]
+    x = Preprocessing("center_crop", (64,), "bicubic")(read_image(tmp_path / "x.jpg"))[None]
     with torch.no_grad():
         best = model.eval()(x)[0].argmax().item()
     assert lines[1].endswith(swinseg.data.imagenet_classes()[best])
@@ -61,10 +62,10 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_classification_input_follows_official_sizes():
+def test_classifier_preprocessing_follows_official_sizes():
     image = np.zeros((300, 400, 3), np.uint8)
     image[:, 200:] = 255
-    x = classification_input(image, 224)
+    x = swinseg.create_model("swin_tiny_patch4_window7_224").preprocessing(image)
     assert x.shape == (3, 224, 224)
     # short side 300 -> 256, long side int(256 * 400 / 300) = 341, crop starts at round((341 - 224) / 2) = 58
     # the white half starts at 341 / 2 = 170.5 in the resized image, i.e. column ~112.5 of the crop
@@ -143,7 +144,7 @@ def test_predict_writes_label_maps_and_overlays(tmp_path, capsys, segmentor_file
     assert "segmented 2 of 2 images" in capsys.readouterr().out
     for rel, stem in (("a.jpg", "a"), ("sub/b.png", "b")):
         labels = cv2.imread(str(out / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-        expected = model.predict(str(folder / rel))[0].numpy()
+        expected = predict(model, str(folder / rel))[0].numpy()
         assert labels.shape == expected.shape and np.array_equal(labels, expected)
         vis = cv2.imread(str(out / f"{stem}_overlay.jpg"))
         assert vis.shape[1] > labels.shape[1]  # the legend panel on the right
@@ -158,7 +159,7 @@ def test_predict_slide_mode_and_globs(tmp_path, segmentor_files):
     assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_overlay.jpg"]
     model.test_cfg.update(crop_size=[256, 256], stride=[171, 171])
-    expected = model.predict(str(folder / "a.jpg"), mode="slide")[0].numpy()
+    expected = predict(model, str(folder / "a.jpg"), mode="slide")[0].numpy()
     assert np.array_equal(cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED), expected)
 
 

@@ -1,6 +1,7 @@
-"""Data: image reading, preprocessing and class names."""
+"""Data: image reading, transforms, preprocessing records, datasets and class names."""
 
-from .imagenet import classification_input, imagenet_classes
+from .imagenet import imagenet_classes
 from .io import read_image
+from .transforms import Preprocessing
 
-__all__ = ["classification_input", "imagenet_classes", "read_image"]
+__all__ = ["Preprocessing", "imagenet_classes", "read_image"]

@@ -4,6 +4,7 @@ images and (H, W) uint8 label maps. Random transforms draw from a ``numpy.random
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -16,6 +17,8 @@ __all__ = [
     "rescale_size",
     "imrescale",
     "to_input",
+    "resize_center_crop",
+    "Preprocessing",
     "random_resize",
     "random_crop",
     "random_flip",
@@ -61,6 +64,57 @@ def to_input(
     m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
     return (x - m) / s
+
+
+def resize_center_crop(image: np.ndarray, size: int, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """The official Swin evaluation resize: the short side to ``int(256 / 224 * size)`` (sizes
+    rounded as torchvision does), then the centre ``size`` x ``size`` crop."""
+    h, w = image.shape[:2]
+    short = int(256 / 224 * size)
+    if h <= w:
+        new_h, new_w = short, int(short * w / h)
+    else:
+        new_h, new_w = int(short * h / w), short
+    image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    top, left = int(round((new_h - size) / 2)), int(round((new_w - size) / 2))
+    return image[top : top + size, left : left + size]
+
+
+_INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its images, as timm's ``pretrained_cfg`` and torchvision's
+    ``Weights.transforms`` say it: a resize rule, an interpolation, then normalization by
+    ``mean``/``std`` (RGB, 0..255 units).
+
+    ``resize``: ``"keep_ratio"`` fits the image into ``size`` = (long, short) keeping its ratio,
+    or scales it by ``size`` when a number (MMSegmentation's test pipeline); ``"center_crop"`` is
+    :func:`resize_center_crop` to ``size[0]`` (the official classifier's evaluation).
+    """
+
+    resize: str
+    size: float | tuple[int, ...]
+    interpolation: str = "bilinear"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("keep_ratio", "center_crop"):
+            raise ValueError(f"Preprocessing.resize must be 'keep_ratio' or 'center_crop', got {self.resize!r}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"Preprocessing.interpolation must be one of {', '.join(_INTERPOLATIONS)}, got {self.interpolation!r}")
+
+    def __call__(self, image: np.ndarray, scale: float | Sequence[int] | None = None) -> torch.Tensor:
+        """(H, W, 3) RGB in 0..255 -> normalized (3, h, w) float32. ``scale`` (a factor or a
+        (long, short) size) replaces ``size`` of a keep-ratio rule (test-time augmentation)."""
+        flag = _INTERPOLATIONS[self.interpolation]
+        if self.resize == "keep_ratio":
+            image = imrescale(image, scale if scale is not None else self.size, flag)
+        else:
+            image = resize_center_crop(image, self.size[0], flag)
+        return to_input(image, self.mean, self.std)
 
 
 def random_resize(

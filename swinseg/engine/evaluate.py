@@ -4,6 +4,7 @@ counts summed over images and over processes."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,12 +14,18 @@ from tqdm import tqdm
 
 from ..data.dataset import SegDataset
 from ..data.loader import shard
+from ..configs import load_config
+from ..data.dataset import build_dataset
+from ..models.factory import build_segmentor
 from ..models.segmentor import EncoderDecoder
+from ..ops import parse_dtype
+from ..predict import predict, set_test_mode
+from ..weights import LoadReport, load_checkpoint
 from ..visualize import side_by_side
-from .distributed import get_rank, get_world_size
+from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first
 from .metrics import IoUMetric
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_checkpoint", "load_for_evaluation"]
 
 
 def evaluate(
@@ -43,7 +50,7 @@ def evaluate(
     bar = tqdm(indices, desc="test", unit="img", disable=not (progress and get_rank() == 0 and sys.stderr.isatty()))
     for i in bar:
         image, label = dataset[i]
-        prediction = model.predict(image, mode=mode, tta=tta)[0]
+        prediction = predict(model, image, mode=mode, tta=tta)[0]
         metric.update(prediction, torch.from_numpy(label.astype("int64")))
         if show_dir is not None:
             vis = side_by_side(image, prediction.numpy(), label, dataset.classes, dataset.palette)
@@ -52,3 +59,47 @@ def evaluate(
             cv2.imwrite(str(show_dir / name), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
     metric.all_reduce()
     return metric
+
+
+def load_for_evaluation(
+    config_name: str | Path, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32"
+) -> tuple[dict, EncoderDecoder, LoadReport | None, SegDataset]:
+    """``(config, its segmentor with checkpoint's weights on device in eval mode and in dtype,
+    the load report or None, its validation dataset)``."""
+    config = load_config(config_name, overrides)
+    model = build_segmentor(config)
+    report = None
+    if checkpoint:
+        with rank_zero_first():
+            report = load_checkpoint(model, checkpoint)
+    model = model.to(device, parse_dtype(dtype)).eval()
+    return config, model, report, build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
+
+
+def evaluate_checkpoint(
+    config_name: str | Path,
+    checkpoint: str,
+    overrides: list[str] | None = None,
+    device: str | None = None,
+    dtype: str = "fp32",
+    mode: str | None = None,
+    crop: int = 512,
+    stride: int = 341,
+    tta: bool = False,
+    show_dir: str | Path | None = None,
+    out: str | Path | None = None,
+) -> dict:
+    """``swinseg test``: a checkpoint's metrics on its config's validation split, in one
+    process or under ``torchrun``; the table printed, the metrics written as JSON to ``out``."""
+    config, model, report, dataset = load_for_evaluation(config_name, overrides, checkpoint, init_distributed(device), dtype)
+    set_test_mode(model, mode, crop, stride)
+    if get_rank() == 0:
+        print(f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
+              f"({model.test_cfg['mode']}{' + ms/flip TTA' if tta else ''})")
+    metric = evaluate(model, dataset, tta=tta or config["test"]["tta"], show_dir=show_dir)
+    metrics = metric.compute()
+    if get_rank() == 0:
+        print(metric.table(metrics))
+        if out:
+            Path(out).write_text(json.dumps(metrics, indent=1))
+    return metrics

@@ -23,7 +23,7 @@ from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
-from ..models.factory import create_model, resolve_config
+from ..models.factory import build_segmentor, resolve_config
 from ..models.segmentor import EncoderDecoder
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
@@ -32,17 +32,9 @@ from .logger import TrainLogger, read_scalars
 from .metrics import IoUMetric
 from .optim import WarmupPolyLR, build_optimizer
 
-__all__ = ["Trainer", "build_segmentor", "AMP_DTYPES"]
+__all__ = ["Trainer", "AMP_DTYPES"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def build_segmentor(config: dict[str, Any]) -> EncoderDecoder:
-    """The config's model (registered name + overrides), randomly initialized."""
-    model = create_model(config)
-    if not isinstance(model, EncoderDecoder):
-        raise ValueError(f"model.name {config['model'].get('name')!r} is not a segmentor (see swinseg models '*upernet*')")
-    return model
 
 
 class Trainer:

@@ -2,9 +2,9 @@
 the registry of named models."""
 
 from .compat import swin_b, swin_l, swin_s, swin_t
-from .factory import Source, create_model, resolve, resolve_config
+from .factory import Source, build_segmentor, create_model, resolve, resolve_config
 from .heads import FCNHead, UPerHead
-from .segmentor import EncoderDecoder, inference
+from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
 from .zoo import ModelSpec, get_spec, list_models, register
 
@@ -15,9 +15,9 @@ __all__ = [
     "Source",
     "SwinTransformer",
     "UPerHead",
+    "build_segmentor",
     "create_model",
     "get_spec",
-    "inference",
     "list_models",
     "register",
     "resolve",

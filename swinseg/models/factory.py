@@ -24,7 +24,7 @@ from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
 from .zoo import ModelSpec, get_spec, list_models
 
-__all__ = ["Source", "create_model", "resolve", "resolve_config"]
+__all__ = ["Source", "build_segmentor", "create_model", "resolve", "resolve_config"]
 
 KINDS = ("registered", "config", "checkpoint")
 
@@ -86,12 +86,12 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_model(
-    name: str | os.PathLike | dict[str, Any],
+    name: str | os.PathLike | dict[str, Any] | Source,
     pretrained: bool | str | os.PathLike | None = None,
     dtype: str | torch.dtype | None = None,
     **overrides: Any,
 ) -> nn.Module:
-    """Build the model that ``name`` names (:func:`resolve`), optionally with weights.
+    """Build the model that ``name`` names (:func:`resolve`, or its result), optionally with weights.
 
     ``pretrained``:
 
@@ -106,13 +106,21 @@ def create_model(
     (:mod:`swinseg.ops.precision`). ``overrides`` are merged into the model config (nested dicts
     recursively, e.g. ``decode_head=dict(num_classes=19)``); an unknown key is an error naming it.
     """
-    source = resolve(name)
+    source = name if isinstance(name, Source) else resolve(name)
     builder, config = _architecture(source)
     model = builder(**merge_config(config, overrides))
     weights = _weights(source, pretrained)
     if weights is not None:
         load_checkpoint(model, weights, sha256=source.spec.sha256 if source.kind == "registered" and pretrained is True else None)
     return model.to(parse_dtype(dtype)) if dtype is not None else model
+
+
+def build_segmentor(config: dict[str, Any]) -> EncoderDecoder:
+    """The config's model (registered name + overrides), randomly initialized."""
+    model = create_model(config)
+    if not isinstance(model, EncoderDecoder):
+        raise ValueError(f"model.name {config['model'].get('name')!r} is not a segmentor (see swinseg models '*upernet*')")
+    return model
 
 
 def _architecture(source: Source) -> tuple[type[nn.Module], dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Encoder-decoder segmentor (Swin backbone + UPerHead + auxiliary FCNHead) with MMSegmentation's
-method names: ``extract_feat``, ``encode_decode``, ``inference`` (whole / slide), ``loss``,
-``predict``."""
+tensor-level method names: ``extract_feat``, ``encode_decode``, ``inference`` (whole / slide),
+``loss``. Images in, label maps out: :mod:`swinseg.predict`."""
 
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ from torch import Tensor, nn
 
 from ..data.classes import default_dataset_meta
 from ..configs.defaults import DATA_PREPROCESSOR, TEST_CFG, TEST_PIPELINE
-from ..data.io import ImageLike, as_rgb
-from ..data.transforms import imrescale, to_input
+from ..data.transforms import Preprocessing
 from .heads import FCNHead, UPerHead, resize
 from .swin import SwinTransformer
 
-__all__ = ["EncoderDecoder", "inference", "resized_rows", "seg_cross_entropy", "upsampled_argmax"]
+__all__ = ["EncoderDecoder", "resized_rows", "row_strips", "seg_cross_entropy"]
 
 
 def resized_rows(logits: Tensor, size: Sequence[int], top: int, bottom: int, align_corners: bool = False) -> Tensor:
@@ -43,7 +42,8 @@ def resized_rows(logits: Tensor, size: Sequence[int], top: int, bottom: int, ali
     return band.index_select(2, y0 - first) * (1 - weight) + band.index_select(2, y1 - first) * weight
 
 
-def _strips(height: int, per_row: int, max_elements: int) -> list[tuple[int, int]]:
+def row_strips(height: int, per_row: int, max_elements: int) -> list[tuple[int, int]]:
+    """``(top, bottom)`` bands of rows covering ``height`` rows, each of about ``max_elements`` values."""
     rows = max(1, max_elements // max(per_row, 1))
     return [(top, min(top + rows, height)) for top in range(0, height, rows)]
 
@@ -61,7 +61,7 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=src.dtype, device=logits.device)
         correct = torch.zeros((), dtype=torch.int64, device=logits.device)
         with torch.enable_grad():
-            for top, bottom in _strips(H, B * C * W, max_elements):
+            for top, bottom in row_strips(H, B * C * W, max_elements):
                 strip = resized_rows(src, (H, W), top, bottom, align_corners)
                 target = labels[:, top:bottom]
                 loss = F.cross_entropy(strip, target, ignore_index=ignore_index, reduction="sum")
@@ -166,7 +166,14 @@ class EncoderDecoder(nn.Module):
             )
         return cfg
 
-    # --- tensors in, tensors out ---------------------------------------------------------
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The test pipeline: keep-ratio bilinear resize into ``test_pipeline['scale']``, then
+        ``data_preprocessor``'s normalization (image-level inference: :mod:`swinseg.predict`)."""
+        pre, scale = self.data_preprocessor, self.test_pipeline["scale"]
+        size = tuple(scale) if isinstance(scale, (list, tuple)) else scale
+        return Preprocessing("keep_ratio", size, "bilinear", tuple(pre["mean"]), tuple(pre["std"]))
+
     def extract_feat(self, inputs: Tensor) -> list[Tensor]:
         """Normalized (B, 3, H, W) -> the backbone's list of (B, C_i, H/2^(i+2), W/2^(i+2)) maps."""
         return self.backbone(inputs)
@@ -235,90 +242,3 @@ class EncoderDecoder(nn.Module):
             losses[f"{name}.loss_ce"] = head.loss_weight * loss
             losses[f"{name}.acc_seg"] = accuracy
         return losses
-
-    # --- images in, label maps out ---------------------------------------------------------
-    def preprocess(self, image: ImageLike, scale: float | Sequence[int] | None = None) -> Tensor:
-        """One image -> normalized (1, 3, h, w) input on the model's device and in its dtype,
-        resized keeping its ratio into ``scale`` (default: the test pipeline's) or by a factor."""
-        rgb = imrescale(as_rgb(image), scale if scale is not None else self.test_pipeline["scale"])
-        x = to_input(rgb, self.data_preprocessor["mean"], self.data_preprocessor["std"])
-        weight = next(self.parameters())
-        return x.unsqueeze(0).to(weight.device, weight.dtype)
-
-    @torch.no_grad()
-    def predict_logits(self, image: ImageLike, mode: str | None = None) -> Tensor:
-        """(num_classes, H, W) logits of one image at its original size (test pipeline, inference,
-        bilinear resize back)."""
-        rgb = as_rgb(image)
-        logits = self.inference(self.preprocess(rgb), mode)
-        return resize(logits, rgb.shape[:2], self.decode_head.align_corners)[0]
-
-    @torch.no_grad()
-    def predict(
-        self,
-        images: ImageLike | Sequence[ImageLike],
-        mode: str | None = None,
-        tta: bool = False,
-        batch_size: int = 1,
-    ) -> list[Tensor]:
-        """Label maps (H, W) int64 on the CPU, one per image at its original size.
-
-        ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255. Consecutive
-        images whose resized inputs share a size are inferred together, up to ``batch_size``.
-        ``tta`` averages MMSegmentation's multi-scale + flip views (:mod:`swinseg.models.tta`).
-        The model is in eval mode while predicting.
-        """
-        from .tta import tta_probs
-
-        if isinstance(images, (str, torch.Tensor)) or not isinstance(images, Sequence):
-            images = [images]
-        was_training = self.training
-        self.eval()
-        try:
-            if tta:
-                return [tta_probs(self, image, mode=mode).argmax(0).cpu() for image in images]
-            out: list[Tensor] = []
-            pending: list[tuple[Tensor, tuple[int, int]]] = []
-            for image in images:
-                rgb = as_rgb(image)
-                x = self.preprocess(rgb)
-                if pending and (len(pending) == batch_size or pending[0][0].shape != x.shape):
-                    out += self._infer_batch(pending, mode)
-                    pending = []
-                pending.append((x, rgb.shape[:2]))
-            return out + (self._infer_batch(pending, mode) if pending else [])
-        finally:
-            self.train(was_training)
-
-    def _infer_batch(self, batch: list[tuple[Tensor, tuple[int, int]]], mode: str | None) -> list[Tensor]:
-        logits = self.inference(torch.cat([x for x, _ in batch]), mode)
-        return [upsampled_argmax(lg, size, self.decode_head.align_corners) for lg, (_, size) in zip(logits, batch, strict=True)]
-
-
-def upsampled_argmax(logits: Tensor, size: Sequence[int], align_corners: bool = False, max_elements: int = 2**26) -> Tensor:
-    """argmax over classes of (C, h, w) ``logits`` resized bilinearly to ``size``, as an (H, W)
-    int64 CPU tensor; beyond ``max_elements`` resized values, in strips of rows of about that
-    many (a 20000 x 20000 image with 150 classes would otherwise need 240 GB)."""
-    height, width = size
-    if logits.shape[0] * height * width <= max_elements:
-        return resize(logits[None], size, align_corners)[0].argmax(0).cpu()
-    labels = torch.empty((height, width), dtype=torch.int64)
-    for top, bottom in _strips(height, logits.shape[0] * width, max_elements):
-        labels[top:bottom] = resized_rows(logits[None], size, top, bottom, align_corners)[0].argmax(0).cpu()
-    return labels
-
-
-def inference(
-    model: EncoderDecoder,
-    images: ImageLike | Sequence[ImageLike],
-    mode: str | None = None,
-    tta: bool = False,
-    batch_size: int = 1,
-) -> Tensor | list[Tensor]:
-    """Label map(s) of image(s) at their original size: ``swinseg.inference(model, "image.jpg")``.
-
-    One image gives one (H, W) int64 tensor; a list gives a list.
-    """
-    single = isinstance(images, (str, torch.Tensor)) or not isinstance(images, Sequence)
-    maps = model.predict(images, mode=mode, tta=tta, batch_size=batch_size)
-    return maps[0] if single else maps

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from ..data.transforms import Preprocessing
 from ..ops import chunk_tokens, linear, relative_position_index, window_attention
 
 __all__ = ["SwinTransformer", "shift_window_mask"]
@@ -540,6 +541,13 @@ class SwinTransformer(nn.Module):
             pos = F.interpolate(pos.permute(0, 3, 1, 2), size=grid, mode="bicubic", align_corners=False)
             pos = pos.permute(0, 2, 3, 1)
         return x + pos
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The official classifier's evaluation: bicubic resize and centre crop to the
+        pre-training size, ImageNet normalization."""
+        size = self.config["pretrain_img_size"]
+        return Preprocessing("center_crop", (size if isinstance(size, int) else size[0],), "bicubic")
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """Image (B, C, H, W) -> every stage's output, (B, H_i, W_i, C_i) with H_i = ceil(H / (4 * 2^i))."""

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.dataset import SegDataset, build_dataset
+from ..models import resolve_config
 
 __all__ = ["SplitReport", "check_split", "check_config"]
 
@@ -79,7 +80,7 @@ def check_split(dataset: SegDataset, split: str, workers: int = 4, progress: boo
 
 def check_config(config: dict[str, Any], workers: int = 4, progress: bool = True) -> tuple[list[SplitReport], list[str]]:
     """Reports for the ``train`` and ``val`` splits of a resolved config, and the class names."""
-    model = config["model"]
+    model = resolve_config(config)["model"]
     num_classes, ignore_index = model["decode_head"]["num_classes"], model["ignore_index"]
     reports, classes = [], [str(i) for i in range(num_classes)]
     for split in ("train", "val"):

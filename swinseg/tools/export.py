@@ -8,6 +8,7 @@ returns logits: (B, num_classes, H, W) from a segmentor's whole-image inference,
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,11 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from ..files import atomic_write
-from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
 from ..models.segmentor import EncoderDecoder
 from ..models.swin import SwinTransformer
 
-__all__ = ["Deployable", "size_range", "trace_side", "export_onnx", "compare_onnx"]
+__all__ = ["Deployable", "size_range", "trace_side", "export_onnx", "compare_onnx", "export_and_check"]
 
 MAX_SIDE = 8192
 
@@ -31,12 +31,9 @@ class Deployable(nn.Module):
     def __init__(self, model: EncoderDecoder | SwinTransformer) -> None:
         super().__init__()
         self.model = model
-        if isinstance(model, EncoderDecoder):
-            mean, std = model.data_preprocessor["mean"], model.data_preprocessor["std"]
-        elif getattr(model, "num_classes", 0) > 0:
-            mean, std = IMAGENET_MEAN, IMAGENET_STD
-        else:
+        if not isinstance(model, EncoderDecoder) and getattr(model, "num_classes", 0) <= 0:
             raise ValueError("only a segmentor or a classifier (num_classes > 0) can be exported")
+        mean, std = model.preprocessing.mean, model.preprocessing.std
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -79,7 +76,7 @@ def trace_side(model: EncoderDecoder | SwinTransformer, side: int | None = None)
     if isinstance(model, EncoderDecoder):
         stride = backbone.patch_embed.patch_size * 2 ** (len(backbone.stages) - 1)
         return max(side or 0, 2 * backbone.stages[0].window_size * stride + 1)
-    return side or backbone.config["pretrain_img_size"]
+    return side or model.preprocessing.size[0]
 
 
 def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18) -> tuple[int, int]:
@@ -126,3 +123,24 @@ def compare_onnx(path: str | os.PathLike, model: EncoderDecoder | SwinTransforme
             raise ValueError(f"{path}: ONNX logits have shape {logits.shape}, PyTorch {expected.shape}")
         diffs.append(float(np.abs(logits - expected).max()))
     return diffs
+
+
+def export_and_check(
+    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18,
+    tolerance: float | None = 1e-4,
+) -> None:
+    """``swinseg export``: :func:`export_onnx`, then (unless ``tolerance`` is None)
+    :func:`compare_onnx` at two other sizes; an error when they differ by more than ``tolerance``."""
+    kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
+    start = time.perf_counter()
+    low, high = export_onnx(model, path, side=side, opset=opset)
+    print(f"exported the {kind} to {path} in {time.perf_counter() - start:.0f} s (opset {opset}): input 'images' "
+          f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}")
+    if tolerance is None:
+        return
+    shapes = [(1, high, low), (2, low, high)] if high - low < 256 else [(1, 301, 397), (2, 160, 241)]
+    diffs = compare_onnx(path, model, shapes)
+    report = ", ".join(f"{b}x{h}x{w}: {d:.1e}" for (b, h, w), d in zip(shapes, diffs, strict=True))
+    if max(diffs) > tolerance:
+        raise ValueError(f"{path} disagrees with PyTorch: max |logits difference| {report} (tolerance {tolerance})")
+    print(f"onnxruntime matches PyTorch, max |logits difference| {report}")

@@ -6,7 +6,7 @@ import pytest
 
 from swinseg.configs import CONFIG_DIR, dump_config, list_configs, parse_overrides
 from swinseg.configs import load_config as read_config
-from swinseg.engine.trainer import build_segmentor
+from swinseg.models import build_segmentor
 from swinseg.models import resolve_config
 from swinseg.models.zoo import list_models
 

@@ -10,7 +10,8 @@ import torch
 from swinseg.weights import load_checkpoint
 from swinseg.weights.io import write_file
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
-from swinseg.engine.trainer import Trainer, build_segmentor
+from swinseg.engine.trainer import Trainer
+from swinseg.models import build_segmentor
 from swinseg.tools.synthetic import write_dataset
 from tests.helpers import DEMO_CONFIG, tiny_train_config
 

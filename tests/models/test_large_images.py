@@ -14,6 +14,7 @@ import json, sys
 import numpy as np, torch
 from swinseg.engine.logger import peak_memory_mb
 from swinseg.models.segmentor import EncoderDecoder
+from swinseg.predict import predict, preprocess
 
 torch.manual_seed(0)
 model = EncoderDecoder(
@@ -25,10 +26,10 @@ side = 20000
 image = np.empty((side, side, 3), np.uint8)
 image[: side // 2], image[side // 2 :] = 40, 220
 before = peak_memory_mb(torch.device("cpu"))
-(labels,) = model.predict([image])
+(labels,) = predict(model, [image])
 # independent check at random pixels: bilinear samples of the low-resolution logits
 with torch.no_grad():
-    logits = model.inference(model.preprocess(image))
+    logits = model.inference(preprocess(model, image))
 gen = torch.Generator().manual_seed(0)
 ys, xs = torch.randint(0, side, (4000,), generator=gen), torch.randint(0, side, (4000,), generator=gen)
 grid = torch.stack([(2 * xs + 1) / side - 1, (2 * ys + 1) / side - 1], -1).view(1, 1, -1, 2).float()

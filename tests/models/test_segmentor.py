@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 import swinseg
 from swinseg.models.heads import ReLU
-from swinseg.models.segmentor import EncoderDecoder, seg_cross_entropy, upsampled_argmax
-from swinseg.models.tta import tta_probs
+from swinseg.models.segmentor import EncoderDecoder, seg_cross_entropy
 from swinseg.models.zoo import get_spec, list_models
 
 from ..helpers import randomize_
+from swinseg.predict import predict, predict_logits, tta_probs, upsampled_argmax
 
 TINY = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
 SMALL = dict(
@@ -134,9 +134,9 @@ def test_tta_with_one_ratio_and_no_flip_is_plain_predict():
     model = small_model()
     image = np.random.default_rng(0).integers(0, 256, (512, 600, 3), dtype=np.uint8)
     probs = tta_probs(model, image, ratios=[1.0], flip=False)
-    plain = model.predict_logits(image)
+    plain = predict_logits(model, image)
     assert torch.allclose(probs, plain.softmax(0), atol=1e-6)
-    assert torch.equal(model.predict(image)[0], probs.argmax(0))
+    assert torch.equal(predict(model, image)[0], probs.argmax(0))
 
 
 def test_tta_flip_view_is_the_mirrored_prediction():
@@ -153,7 +153,7 @@ def test_tta_flip_view_is_the_mirrored_prediction():
 def test_predict_returns_the_original_size(size):
     model = small_model()
     image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
-    (labels,) = model.predict(image)
+    (labels,) = predict(model, image)
     assert labels.shape == size and labels.dtype == torch.int64
     assert 0 <= labels.min() and labels.max() < 5
 
@@ -178,9 +178,9 @@ def test_fuzzed_predict_gives_labels_at_the_original_size(h, w, batch, window, s
     ).eval()
     rng = np.random.default_rng(h * 1000 + w)
     images = [rng.integers(0, 256, (h + i, w, 3), dtype=np.uint8) for i in range(batch)]
-    logits = model.predict_logits(images[0])
+    logits = predict_logits(model, images[0])
     assert logits.shape == (4, h, w) and torch.isfinite(logits).all()
-    for image, labels in zip(images, model.predict(images, batch_size=batch), strict=True):
+    for image, labels in zip(images, predict(model, images, batch_size=batch), strict=True):
         assert labels.shape == image.shape[:2] and labels.dtype == torch.int64
         assert 0 <= labels.min() and labels.max() < 4
 
@@ -197,12 +197,12 @@ def test_predict_takes_paths_arrays_and_tensors(tmp_path):
     assert torch.equal(from_path, from_array) and torch.equal(from_array, from_tensor)
     assert len(swinseg.inference(model, [image, image])) == 2
     with pytest.raises(ValueError, match="shape"):
-        model.predict(np.zeros((4, 4, 4), np.uint8))
+        predict(model, np.zeros((4, 4, 4), np.uint8))
 
 
 def test_predict_keeps_the_training_mode():
     model = small_model().train()
-    model.predict(np.zeros((20, 20, 3), np.uint8))
+    predict(model, np.zeros((20, 20, 3), np.uint8))
     assert model.training
 
 
@@ -278,8 +278,8 @@ def test_batched_predict_equals_one_by_one():
     model = small_model()
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(64, 80, 3), (64, 80, 3), (30, 50, 3), (64, 80, 3)]]
-    batched = model.predict(images, batch_size=3)
-    single = [model.predict(image)[0] for image in images]
+    batched = predict(model, images, batch_size=3)
+    single = [predict(model, image)[0] for image in images]
     assert all(torch.equal(a, b) for a, b in zip(batched, single, strict=True))
 
 

@@ -14,7 +14,8 @@ from swinseg.cli import main
 from swinseg.models.segmentor import EncoderDecoder
 from swinseg.tools.export import Deployable, compare_onnx, export_onnx, size_range, trace_side
 
-from ..helpers import randomize_
+from ..helpers import DEMO_CONFIG, randomize_
+from swinseg.predict import preprocess
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -80,13 +81,13 @@ def test_deployable_normalizes_like_the_model():
     with torch.no_grad():
         expected = model.encode_decode(normalized)
         assert torch.allclose(Deployable(model)(images), expected, atol=1e-5)
-        assert torch.allclose(model.preprocess(rgb, scale=1.0), normalized, atol=1e-6)
+        assert torch.allclose(preprocess(model, rgb, scale=1.0), normalized, atol=1e-6)
     with pytest.raises(ValueError, match="segmentor or a classifier"):
         Deployable(SwinTransformer(**SMALL))
 
 
 def test_export_errors_are_clear(tmp_path, capsys, monkeypatch):
-    assert main(["export", "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", "--onnx", str(tmp_path / "m.onnx")]) == 1
+    assert main(["export", DEMO_CONFIG, "--onnx", str(tmp_path / "m.onnx")]) == 1
     assert "needs a CHECKPOINT" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "onnxscript", None)
     with pytest.raises(ImportError, match=r"pip install 'swinseg\[export\]'"):

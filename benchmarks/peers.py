@@ -23,12 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.logger import peak_memory_mb
-from ..engine.optim import build_optimizer
-from ..ops import choices, forced, machine_info
-from ..ops.tuning import interleaved_times, synchronize
+from swinseg.engine.logger import peak_memory_mb
+from swinseg.engine.optim import build_optimizer
+from swinseg.ops import choices, machine_info
+from swinseg.ops.tuning import interleaved_times, synchronize
+from swinseg.tools.speed import count_flops
 
-__all__ = ["Case", "Target", "CASES", "classify_case", "segment_case", "train_case", "run_cases", "matmul_peak", "format_table", "count_flops", "dataset_fps"]
+__all__ = ["Case", "Target", "CASES", "classify_case", "segment_case", "train_case", "run_cases", "matmul_peak", "format_table", "main"]
 
 UPERNET_T = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
 
@@ -60,7 +61,7 @@ class Result:
 
 # --- implementations -----------------------------------------------------------------------
 def _ours_classifier(name: str) -> nn.Module:
-    from ..models.factory import create_model
+    from swinseg.models.factory import create_model
 
     return create_model(name)
 
@@ -108,7 +109,7 @@ def _hf_classifier(name: str) -> nn.Module | None:
         from transformers import SwinConfig, SwinForImageClassification
     except ImportError:
         return None
-    from ..models.zoo import get_spec
+    from swinseg.models.zoo import get_spec
 
     c = get_spec(name).config
     config = SwinConfig(image_size=c["pretrain_img_size"], embed_dim=c["embed_dims"], depths=c["depths"], num_heads=c["num_heads"],
@@ -121,7 +122,7 @@ def _seed_classifier(name: str) -> nn.Module | None:
         from swin_transformer_pytorch import SwinTransformer
     except ImportError:
         return None
-    from ..models.zoo import get_spec
+    from swinseg.models.zoo import get_spec
 
     c = get_spec(name).config
     return SwinTransformer(hidden_dim=c["embed_dims"], layers=c["depths"], heads=c["num_heads"], channels=3, num_classes=c["num_classes"],
@@ -140,7 +141,7 @@ class _LogitsOnly(nn.Module):
 
 
 def _ours_upernet() -> nn.Module:
-    from ..models.factory import create_model
+    from swinseg.models.factory import create_model
 
     return create_model(UPERNET_T, backbone=dict(drop_path_rate=0.0))
 
@@ -151,8 +152,8 @@ def _hf_upernet() -> nn.Module | None:
         from transformers import UperNetConfig, UperNetForSemanticSegmentation
     except ImportError:
         return None
-    from ..weights import hf_upernet_config
-    from ..models.zoo import get_spec
+    from swinseg.weights import hf_upernet_config
+    from swinseg.models.zoo import get_spec
 
     config = hf_upernet_config(get_spec(UPERNET_T).config, None)
     config["backbone_config"]["drop_path_rate"] = 0.0
@@ -195,7 +196,7 @@ class Target:
 
     def argv(self) -> list[str]:
         """This target as the fresh memory-measuring process's arguments."""
-        return [str(self.device), *(["--bf16"] if self.dtype is torch.bfloat16 else []), *(["--compile"] if self.compile else []),
+        return [str(self.device), *(["bf16"] if self.dtype is torch.bfloat16 else []), *(["compile"] if self.compile else []),
                 str(self.weights).removeprefix("torch.")]
 
 
@@ -232,7 +233,7 @@ def train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
         x = torch.randn(batch, 3, size, size, device=target.device)
         labels = torch.randint(0, 150, (batch, size, size), device=target.device)
         if impl == "swinseg":
-            from ..models.factory import create_model
+            from swinseg.models.factory import create_model
 
             model = create_model(UPERNET_T, backbone=dict(drop_path_rate=0.0, with_cp=with_cp))
 
@@ -264,8 +265,8 @@ def train_case(batch: int = 2, size: int = 512, with_cp: bool = False) -> Case:
 
 def _scaling_case(size: int) -> Case:
     def build(impl: str, target: Target) -> Callable[[], Any] | None:
-        from ..configs.defaults import SWIN_SIZES
-        from ..models.swin import SwinTransformer
+        from swinseg.configs.defaults import SWIN_SIZES
+        from swinseg.models.swin import SwinTransformer
 
         return _inference(SwinTransformer(**SWIN_SIZES["tiny"], drop_path_rate=0.0), target.input(1, 3, size, size), target)
 
@@ -303,21 +304,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
     return 2 * n**3 / best / 1e9
 
 
-def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
-    """FLOPs of one call (a multiply-add counts 2), in total and per operator, counted on the
-    plain kernels as the papers count them: direct convolutions (not the Winograd products a CPU
-    may run) and attention as two batched products; nothing is timed meanwhile."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, forced(tune=False, conv3x3="direct", attention="bmm", linear="aten"):
-        fn()
-    per_op = {str(op).split(".")[1] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
-    return float(counter.get_total_flops()), per_op
-
-
 def _peak_memory(case: str, impl: str, target: Target) -> float | None:
     """Peak memory (MB) of one implementation of a case, in a fresh process."""
-    cmd = [sys.executable, "-m", "swinseg.tools.benchmark", case, impl, *target.argv()]
+    cmd = [sys.executable, __file__, "--child", case, impl, *target.argv()]
     out = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return float(out.stdout.strip().splitlines()[-1])
@@ -405,41 +394,6 @@ def environment(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def dataset_fps(
-    model: nn.Module,
-    dataset: Any,
-    target: Target,
-    images: int = 200,
-    warmup: int = 5,
-    log_interval: int = 50,
-    log: Callable[[str], None] = print,
-) -> float:
-    """Images per second as MMSegmentation's ``tools/analysis_tools/benchmark.py`` measures them:
-    validation images (cycled when fewer) through the test pipeline one by one, the first
-    ``warmup`` untimed, each timed from the preprocessed input to the label map at the original
-    size (inference, resize back, argmax), with the device synchronized around it."""
-    from ..models.segmentor import upsampled_argmax
-
-    device = target.device
-    model.eval()
-    elapsed = 0.0
-    for i in range(images):
-        image, _ = dataset[i % len(dataset)]
-        x = model.preprocess(image)
-        synchronize(device)
-        start = time.perf_counter()
-        with torch.no_grad(), target.autocast():
-            upsampled_argmax(model.inference(x)[0], image.shape[:2], model.decode_head.align_corners)
-        synchronize(device)
-        if i >= warmup:
-            elapsed += time.perf_counter() - start
-            if (i + 1) % log_interval == 0:
-                log(f"Done image [{i + 1:<3}/ {images}], fps: {(i + 1 - warmup) / elapsed:.2f} img / s")
-    fps = (images - warmup) / elapsed
-    log(f"Overall fps: {fps:.2f} img / s")
-    return fps
-
-
 def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float], settings: dict[str, Any]) -> None:
     payload = {"environment": environment(device), "settings": settings, "matmul_peak_gflops": peaks, "kernels": choices(),
                "results": [asdict(r) | {"median": r.median} for r in results]}
@@ -447,7 +401,55 @@ def write_json(path: str, results: list[Result], device: torch.device, peaks: di
         json.dump(payload, f, indent=1)
 
 
-if __name__ == "__main__":  # the fresh process of _peak_memory
-    _, case_name, impl_name, device_name, *flags = sys.argv
-    fresh = Target(torch.device(device_name), torch.bfloat16 if "--bf16" in flags else None, "--compile" in flags, getattr(torch, flags[-1]))
-    print(_measure_memory(case_name, impl_name, fresh))
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/peers.py --cases classify-b8 segment-512 --out results.json``."""
+    import argparse
+
+    from swinseg.ops.precision import DTYPES
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
+                   help=f"cases to run: {', '.join(CASES)}")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and inputs of every implementation (default fp32)")
+    p.add_argument("--ours-dtype", choices=tuple(DTYPES), help="swinseg's weights and inputs in this dtype, the peers' as --dtype")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    bf16 = p.add_mutually_exclusive_group()
+    bf16.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    bf16.add_argument("--bf16-ours", action="store_true", help="bf16 autocast for swinseg only, the peers in fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model (for each case's fixed size)")
+    p.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds (default 5)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation first (default 5)")
+    p.add_argument("--memory", action="store_true", help="also measure peak memory, each in a fresh process")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # the fresh process of --memory
+    args = p.parse_args(argv)
+    if args.child:
+        case_name, impl_name, device_name, *flags = args.child
+        fresh = Target(torch.device(device_name), torch.bfloat16 if "bf16" in flags else None, "compile" in flags, getattr(torch, flags[-1]))
+        print(_measure_memory(case_name, impl_name, fresh))
+        return 0
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    target = Target(device, torch.bfloat16 if args.bf16 else None, args.compile, DTYPES[args.dtype])
+    ours = None
+    if args.bf16_ours or args.ours_dtype:
+        ours = Target(device, torch.bfloat16 if args.bf16_ours else target.dtype, args.compile, DTYPES[args.ours_dtype or args.dtype])
+    peaks = {"fp32": matmul_peak(device), "bf16": matmul_peak(device, torch.bfloat16)}
+    print(f"{environment(device)}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    results = run_cases(args.cases, target, args.warmup, args.rounds, args.memory, ours=ours)
+    low = args.bf16 or args.bf16_ours or "bf16" in (args.dtype, args.ours_dtype)
+    print(format_table(results, peaks["bf16" if low else "fp32"]))
+    if args.out:
+        settings = {k: getattr(args, k) for k in ("bf16", "bf16_ours", "dtype", "ours_dtype", "compile", "rounds", "warmup", "cases")}
+        write_json(args.out, results, device, peaks, settings)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

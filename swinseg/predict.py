@@ -1,0 +1,190 @@
+"""Image-level inference for segmentors and classifiers: images in (paths, arrays, tensors),
+label maps or class probabilities out, at the images' own size.
+
+Each model carries its :class:`~swinseg.data.transforms.Preprocessing` record
+(``model.preprocessing``); everything here goes through it. The models themselves stay
+tensor-level (``EncoderDecoder.inference``, ``SwinTransformer.forward``).
+
+>>> from swinseg.predict import inference, predict_logits, tta_probs
+>>> labels = inference(segmentor, "image.jpg")              # (H, W) int64 class ids
+>>> probs = inference(classifier, "image.jpg")              # (num_classes,) probabilities
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+from torch import Tensor, nn
+
+from .data.imagenet import imagenet_classes
+from .data.io import ImageLike, as_rgb
+from .data.transforms import Preprocessing, scale_size
+from .models.heads import resize
+from .models.segmentor import EncoderDecoder, resized_rows, row_strips
+
+__all__ = [
+    "TTA_RATIOS", "classify", "inference", "predict", "predict_logits", "preprocess", "set_test_mode", "top_classes", "tta_probs",
+    "upsampled_argmax",
+]
+
+# MMSegmentation's ADE20K tta_pipeline: scale ratios relative to the original image.
+TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+def set_test_mode(model: EncoderDecoder, mode: str | None, crop: int = 512, stride: int = 341) -> None:
+    """Set the segmentor's ``test_cfg``: ``mode`` ('whole' or 'slide'; None keeps it), slide
+    windows of ``crop`` x ``crop`` at ``stride``."""
+    if mode is None:
+        return
+    if mode not in ("whole", "slide"):
+        raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
+    if min(crop, stride) <= 0:
+        raise ValueError(f"--crop and --stride must be positive, got {crop} and {stride}")
+    model.test_cfg.update(mode=mode, crop_size=[crop, crop], stride=[stride, stride])
+
+
+def preprocess(
+    model: nn.Module, image: ImageLike, scale: float | Sequence[int] | None = None, preprocessing: Preprocessing | None = None
+) -> Tensor:
+    """One image -> (1, 3, h, w) input on the model's device and in its dtype, by
+    ``preprocessing`` (default ``model.preprocessing``); ``scale`` (a factor or a (long, short)
+    size) replaces a segmentor's test scale."""
+    x = (preprocessing or model.preprocessing)(as_rgb(image), scale)
+    weight = next(model.parameters())
+    return x.unsqueeze(0).to(weight.device, weight.dtype)
+
+
+@torch.no_grad()
+def predict_logits(model: EncoderDecoder, image: ImageLike, mode: str | None = None) -> Tensor:
+    """(num_classes, H, W) logits of one image at its original size: test pipeline, inference
+    (``mode`` or the model's ``test_cfg``), bilinear resize back."""
+    rgb = as_rgb(image)
+    logits = model.inference(preprocess(model, rgb), mode)
+    return resize(logits, rgb.shape[:2], model.decode_head.align_corners)[0]
+
+
+@torch.no_grad()
+def tta_probs(
+    model: EncoderDecoder, image: ImageLike, ratios: Sequence[float] = TTA_RATIOS, flip: bool = True, mode: str | None = None
+) -> Tensor:
+    """(num_classes, H, W) class probabilities of one image averaged over multi-scale + flip
+    views, as MMSegmentation's ``SegTTAModel``: each view's softmax at the original size (flip
+    undone), then the mean.
+
+    A view at ratio ``r`` is resized keeping the ratio into ``(int(w*r+0.5), int(h*r+0.5))``
+    (mmcv rounds twice: the target scale, then the fitted size).
+    """
+    rgb = as_rgb(image)
+    height, width = rgb.shape[:2]
+    total: Tensor | None = None
+    views = 0
+    for ratio in ratios:
+        x = preprocess(model, rgb, scale=scale_size(width, height, ratio))
+        for flipped in (False, True) if flip else (False,):
+            logits = model.inference(x.flip(-1) if flipped else x, mode)
+            if flipped:
+                logits = logits.flip(-1)
+            probs = resize(logits, (height, width), model.decode_head.align_corners).softmax(1)[0]
+            total = probs if total is None else total + probs
+            views += 1
+    if total is None:
+        raise ValueError("test-time augmentation needs at least one scale ratio")
+    return total / views
+
+
+def upsampled_argmax(logits: Tensor, size: Sequence[int], align_corners: bool = False, max_elements: int = 2**26) -> Tensor:
+    """argmax over classes of (C, h, w) ``logits`` resized bilinearly to ``size``, as an (H, W)
+    int64 CPU tensor; beyond ``max_elements`` resized values, in strips of rows of about that
+    many (a 20000 x 20000 image with 150 classes would otherwise need 240 GB)."""
+    height, width = size
+    if logits.shape[0] * height * width <= max_elements:
+        return resize(logits[None], size, align_corners)[0].argmax(0).cpu()
+    labels = torch.empty((height, width), dtype=torch.int64)
+    for top, bottom in row_strips(height, logits.shape[0] * width, max_elements):
+        labels[top:bottom] = resized_rows(logits[None], size, top, bottom, align_corners)[0].argmax(0).cpu()
+    return labels
+
+
+def _as_list(images: ImageLike | Sequence[ImageLike]) -> tuple[list[ImageLike], bool]:
+    single = isinstance(images, (str, Tensor)) or not isinstance(images, Sequence)
+    return ([images] if single else list(images)), single
+
+
+@torch.no_grad()
+def predict(
+    model: EncoderDecoder,
+    images: ImageLike | Sequence[ImageLike],
+    mode: str | None = None,
+    tta: bool = False,
+    batch_size: int = 1,
+) -> list[Tensor]:
+    """Label maps (H, W) int64 on the CPU, one per image at its original size.
+
+    ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255. Consecutive
+    images whose resized inputs share a size are inferred together, up to ``batch_size``.
+    ``tta`` averages the multi-scale + flip views of :func:`tta_probs`. The model is in eval
+    mode while predicting.
+    """
+    images, _ = _as_list(images)
+    was_training = model.training
+    model.eval()
+    try:
+        if tta:
+            return [tta_probs(model, image, mode=mode).argmax(0).cpu() for image in images]
+        out: list[Tensor] = []
+        pending: list[tuple[Tensor, tuple[int, int]]] = []
+        for image in images:
+            rgb = as_rgb(image)
+            x = preprocess(model, rgb)
+            if pending and (len(pending) == batch_size or pending[0][0].shape != x.shape):
+                out += _infer_batch(model, pending, mode)
+                pending = []
+            pending.append((x, rgb.shape[:2]))
+        return out + (_infer_batch(model, pending, mode) if pending else [])
+    finally:
+        model.train(was_training)
+
+
+def _infer_batch(model: EncoderDecoder, batch: list[tuple[Tensor, tuple[int, int]]], mode: str | None) -> list[Tensor]:
+    logits = model.inference(torch.cat([x for x, _ in batch]), mode)
+    return [upsampled_argmax(lg, size, model.decode_head.align_corners) for lg, (_, size) in zip(logits, batch, strict=True)]
+
+
+@torch.no_grad()
+def classify(model: nn.Module, images: ImageLike | Sequence[ImageLike], size: int | None = None) -> list[Tensor]:
+    """(num_classes,) float32 class probabilities on the CPU, one per image, by the classifier's
+    preprocessing (official evaluation resize and centre crop, to ``size`` when given)."""
+    if getattr(model, "num_classes", 0) <= 0 or isinstance(model, EncoderDecoder):
+        raise ValueError("classify needs a classifier (a SwinTransformer with num_classes > 0)")
+    images, _ = _as_list(images)
+    was_training = model.training
+    model.eval()
+    try:
+        pre = replace(model.preprocessing, size=(size,)) if size else None
+        return [model(preprocess(model, image, preprocessing=pre))[0].float().softmax(-1).cpu() for image in images]
+    finally:
+        model.train(was_training)
+
+
+def inference(
+    model: nn.Module, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False, batch_size: int = 1
+) -> Tensor | list[Tensor]:
+    """``swinseg.inference(model, "image.jpg")``: a segmentor's (H, W) label map at the image's
+    size (:func:`predict`), or a classifier's (num_classes,) probabilities (:func:`classify`).
+    One image gives one tensor; a list gives a list."""
+    batch, single = _as_list(images)
+    if isinstance(model, EncoderDecoder):
+        out = predict(model, batch, mode=mode, tta=tta, batch_size=batch_size)
+    else:
+        out = classify(model, batch)
+    return out[0] if single else out
+
+
+def top_classes(probs: Tensor, k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of (num_classes,) ``probs`` as (name, probability):
+    ImageNet-1K names for 1000 classes, else ``class <i>``."""
+    names = imagenet_classes() if probs.numel() == 1000 else None
+    top = probs.topk(min(k, probs.numel()))
+    return [(names[i] if names else f"class {i}", p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]

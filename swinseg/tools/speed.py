@@ -1,0 +1,97 @@
+"""What ``swinseg benchmark CONFIG`` and ``swinseg flops`` measure: a config's images per second
+as MMSegmentation measures them, and FLOPs counted as the papers count them. (The side-by-side
+comparison with the peers is a script outside the package: ``benchmarks/peers.py``.)"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..ops import forced
+from ..ops.tuning import synchronize
+from ..predict import preprocess, upsampled_argmax
+
+__all__ = ["config_fps", "count_flops", "dataset_fps", "flops_report"]
+
+
+def count_flops(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
+    """FLOPs of one call (a multiply-add counts 2), in total and per operator, counted on the
+    plain kernels as the papers count them: direct convolutions (not the Winograd products a CPU
+    may run) and attention as two batched products; nothing is timed meanwhile."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, forced(tune=False, conv3x3="direct", attention="bmm", linear="aten"):
+        fn()
+    per_op = {str(op).split(".")[1] if "." in str(op) else str(op): float(n) for op, n in counter.get_flop_counts()["Global"].items()}
+    return float(counter.get_total_flops()), per_op
+
+
+def flops_report(model: nn.Module, height: int, width: int) -> str:
+    """Parameters and multiply-adds of ``model`` on one (1, 3, height, width) input, in total and per operator."""
+    x = torch.randn(1, 3, height, width)
+    model.eval()
+    with torch.inference_mode():
+        total, per_op = count_flops(lambda: model(x))
+    params = sum(p.numel() for p in model.parameters())
+    lines = [f"input 1x3x{height}x{width}: {params / 1e6:.2f}M parameters, {total / 2e9:.1f} GMACs "
+             f"(the papers' \"GFLOPs\"), {total / 1e9:.1f} GFLOPs counting a multiply-add as 2"]
+    lines += [f"  {op:<44} {n / 2e9:9.2f} GMACs" for op, n in sorted(per_op.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
+def dataset_fps(
+    model: nn.Module,
+    dataset: Any,
+    images: int = 200,
+    warmup: int = 5,
+    autocast: torch.dtype | None = None,
+    log_interval: int = 50,
+    log: Callable[[str], None] = print,
+) -> float:
+    """Images per second as MMSegmentation's ``tools/analysis_tools/benchmark.py`` measures them:
+    validation images (cycled when fewer) through the test pipeline one by one, the first
+    ``warmup`` untimed, each timed from the preprocessed input to the label map at the original
+    size (inference, resize back, argmax), with the device synchronized around it."""
+    if images <= warmup:
+        raise ValueError(f"--images ({images}) must exceed --warmup ({warmup})")
+    device = next(model.parameters()).device
+    model.eval()
+    elapsed = 0.0
+    for i in range(images):
+        image, _ = dataset[i % len(dataset)]
+        x = preprocess(model, image)
+        synchronize(device)
+        start = time.perf_counter()
+        with torch.no_grad(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            upsampled_argmax(model.inference(x)[0], image.shape[:2], model.decode_head.align_corners)
+        synchronize(device)
+        if i >= warmup:
+            elapsed += time.perf_counter() - start
+            if (i + 1) % log_interval == 0:
+                log(f"Done image [{i + 1:<3}/ {images}], fps: {(i + 1 - warmup) / elapsed:.2f} img / s")
+    fps = (images - warmup) / elapsed
+    log(f"Overall fps: {fps:.2f} img / s")
+    return fps
+
+
+def config_fps(
+    config_name: str, overrides: list[str] | None, checkpoint: str | None, device: str | None, dtype: str = "fp32",
+    autocast: torch.dtype | None = None, compile: bool = False, images: int = 200, warmup: int = 5,
+) -> float:
+    """``swinseg benchmark CONFIG``: :func:`dataset_fps` of the config's model (random weights
+    unless ``checkpoint``; speed does not depend on them) on its validation images."""
+    from pathlib import Path
+
+    from ..engine.evaluate import load_for_evaluation
+
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    config, model, _, dataset = load_for_evaluation(config_name, overrides, checkpoint, target, dtype)
+    if compile:
+        model.inference = torch.compile(model.inference, dynamic=True)
+    print(f"{Path(config['source']).stem}: {images} passes over {len(dataset)} validation images "
+          f"(the first {warmup} untimed) on {target}")
+    return dataset_fps(model, dataset, images, warmup, autocast)
