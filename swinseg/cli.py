@@ -158,14 +158,7 @@ def _add_dtype(parser: argparse.ArgumentParser, help: str = "weights and inputs 
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help=help)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .weights import FORMATS
-
-    parser = argparse.ArgumentParser(prog="swinseg", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"swinseg {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _args_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the whole loop offline: synthetic dataset, train a small Swin-UPerNet (~5 min on CPU), evaluate, overlays",
@@ -176,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p, "config overrides, e.g. schedule.max_iters=400")
     p.set_defaults(func=cmd_demo)
 
+
+def _args_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a segmentor from a config (torchrun for several GPUs)")
     p.add_argument("config", help="config file or shipped config name (swinseg config --list)")
     p.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
@@ -185,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.set_defaults(func=cmd_train)
 
+
+def _args_test(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("test", help="evaluate a checkpoint on a config's validation split (mIoU)")
     p.add_argument("config", help="config file or shipped config name")
     p.add_argument("checkpoint", help="checkpoint: path or URL in any supported layout")
@@ -199,18 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dtype(p)
     p.set_defaults(func=cmd_test)
 
+
+def _args_config(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="print a resolved config, or list the shipped ones")
     p.add_argument("name", nargs="?", help="config file or shipped config name")
     _add_set(p, "config overrides")
     p.add_argument("--list", action="store_true", help="list the shipped configs")
     p.set_defaults(func=cmd_config)
 
+
+def _args_check_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-data", help="scan a config's dataset: sizes, class frequencies, problems")
     p.add_argument("config", help="config file or shipped config name")
     _add_set(p, "config overrides, e.g. data.root=/data/ade")
     p.add_argument("--workers", type=int, default=4, help="reading threads (default 4)")
     p.set_defaults(func=cmd_check_data)
 
+
+def _args_benchmark(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
         help="a config's images per second on its validation images, as MMSegmentation measures them",
@@ -230,17 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.set_defaults(func=cmd_benchmark)
 
+
+def _args_flops(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="parameters and FLOPs of a model (registered name, config or checkpoint)")
     p.add_argument("model", metavar="MODEL", help="registered name, config (name or YAML) or checkpoint file")
     p.add_argument("--shape", nargs=2, type=int, default=[512, 2048], metavar=("H", "W"), help="input size (default 512 2048)")
     _add_set(p, "config overrides")
     p.set_defaults(func=cmd_flops)
 
+
+def _args_plot(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="draw a work dir's loss, lr and mIoU curves to PNG")
     p.add_argument("work_dir", help="training work directory (with scalars.jsonl)")
     p.add_argument("--out", help="PNG path (default: WORK_DIR/curves.png)")
     p.set_defaults(func=cmd_plot)
 
+
+def _args_classify(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="classify images with a named model or a checkpoint file")
     p.add_argument("model", help="registered model name (swinseg models) or checkpoint file")
     p.add_argument("images", nargs="+", type=Path)
@@ -251,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dtype(p)
     p.set_defaults(func=cmd_classify)
 
+
+def _args_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="segment images: label maps (PNG, class ids) and colour overlays with a legend",
@@ -272,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
     p.set_defaults(func=cmd_predict)
 
+
+def _args_convert(sub: argparse._SubParsersAction) -> None:
+    from .weights import FORMATS
+
     p = sub.add_parser(
         "convert",
         help="convert a Swin checkpoint between layouts",
@@ -283,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", choices=FORMATS, default="native", help="target layout (default: native)")
     p.set_defaults(func=cmd_convert)
 
+
+def _args_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export a segmentor or classifier to ONNX with dynamic batch, height and width",
@@ -300,9 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p, "config overrides")
     p.set_defaults(func=cmd_export)
 
+
+def _args_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered models and their weights")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'swin_base*'")
     p.set_defaults(func=cmd_models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="swinseg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"swinseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_arguments in (_args_demo, _args_train, _args_test, _args_config, _args_check_data, _args_benchmark, _args_flops, _args_plot, _args_classify, _args_predict, _args_convert, _args_export, _args_models):
+        add_arguments(sub)
     return parser
 
 

@@ -56,7 +56,7 @@ class TrainLogger:
         self, work_dir: Path, max_iters: int, start_iter: int, interval: int, enabled: bool = True, progress: bool = True
     ) -> None:
         self.work_dir, self.max_iters, self.interval, self.enabled = work_dir, max_iters, interval, enabled
-        self.window: dict[str, list[float]] = defaultdict(list)
+        self.window: dict[str, list[float | torch.Tensor]] = defaultdict(list)
         self.writer = None
         self.bar = None
         if not enabled:
@@ -75,9 +75,10 @@ class TrainLogger:
         self.started = time.perf_counter()
         self.start_iter = start_iter
 
-    def update(self, values: dict[str, float]) -> None:
+    def update(self, values: dict[str, float | torch.Tensor]) -> None:
+        """Add one iteration's values: numbers, or 0-d tensors left on the device until :meth:`log`."""
         for key, value in values.items():
-            self.window[key].append(float(value))
+            self.window[key].append(value)
         if self.bar is not None:
             self.bar.update(1)
 
@@ -87,7 +88,11 @@ class TrainLogger:
             self.window.clear()
             return
         lr = self.window.pop("lr")[-1]
-        means: dict[str, Any] = {k: sum(v) / len(v) for k, v in self.window.items()}
+        means: dict[str, Any] = {k: sum(v) / len(v) for k, v in self.window.items() if not isinstance(v[0], torch.Tensor)}
+        tensors = [k for k, v in self.window.items() if isinstance(v[0], torch.Tensor)]
+        if tensors:  # one wait for the device for the whole window
+            values = torch.stack([torch.stack(self.window[k]).double().mean() for k in tensors]).tolist()
+            means = dict(zip(tensors, values, strict=True)) | means
         self.window.clear()
         means["memory"] = peak_memory_mb(device)
         eta = (time.perf_counter() - self.started) / max(iteration - self.start_iter, 1) * (self.max_iters - iteration)

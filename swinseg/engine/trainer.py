@@ -72,6 +72,7 @@ class Trainer:
         self.schedule = WarmupPolyLR(**config["schedule"])
         self.iteration = 0
         self.skipped_samples = 0
+        self._unchecked: list[tuple[int, torch.Tensor]] = []  # (iteration, loss) not yet checked for NaN/Inf
         resume_path = self._resume_path(resume)
         if config["pretrained"] and resume_path is None:
             with rank_zero_first():
@@ -155,10 +156,11 @@ class Trainer:
         return state
 
     # --- one optimizer step ----------------------------------------------------------------
-    def train_step(self) -> dict[str, float]:
-        """Forward, backward and update over ``train.accumulate`` batches; the losses (averaged
-        over the micro-batches), accuracies and learning rate of the step. Gradients stay in the
-        parameters until the next step."""
+    def train_step(self) -> dict[str, float | torch.Tensor]:
+        """Forward, backward and update over ``train.accumulate`` batches; the learning rate and
+        the step's losses and accuracies (averaged over the micro-batches) as 0-d tensors on the
+        device: nothing here waits for the device. :meth:`check_finite` checks the losses.
+        Gradients stay in the parameters until the next step."""
         accumulate = self.config["train"]["accumulate"]
         lr = self.schedule.apply(self.optimizer, self.iteration)
         self.model.train()
@@ -178,15 +180,10 @@ class Trainer:
                 loss = sum(v for k, v in losses.items() if "loss" in k)
                 self.scaler.scale(loss / accumulate).backward()
             logged.append({"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}})
-        # one wait for the device per step (not one per micro-batch and value): the means, then the check
         keys = list(logged[0])
-        means = torch.stack([torch.stack([m[k].float() for k in keys]) for m in logged]).mean(0).tolist()
-        totals = dict(zip(keys, means, strict=True))
-        if not math.isfinite(totals["loss"]) and not self.scaler.is_enabled():
-            raise FloatingPointError(
-                f"loss is {totals['loss']} at iteration {self.iteration + 1}: stopping "
-                f"(the last checkpoint, {latest_checkpoint(self.work_dir) or 'none'}, is intact)"
-            )
+        means = torch.stack([torch.stack([m[k].float() for k in keys]) for m in logged]).mean(0)
+        if not self.scaler.is_enabled():  # the fp16 scaler skips non-finite steps itself
+            self._unchecked.append((self.iteration + 1, means[0]))
         clip = self.config["train"]["clip_grad"]
         if clip:
             self.scaler.unscale_(self.optimizer)
@@ -194,7 +191,22 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.iteration += 1
-        return {"lr": lr, **totals}
+        return {"lr": lr, **dict(zip(keys, means.unbind(), strict=True))}
+
+    def check_finite(self) -> None:
+        """Stop on a NaN or Inf loss of any step since the last check: one wait for the device
+        for all of them (the trainer checks before it logs, saves or validates, so that no
+        checkpoint ever holds the weights a non-finite step produced)."""
+        if not self._unchecked:
+            return
+        iterations, losses = zip(*self._unchecked, strict=True)
+        self._unchecked = []
+        for iteration, loss in zip(iterations, torch.stack(losses).tolist(), strict=True):
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss} at iteration {iteration}: stopping "
+                    f"(the last checkpoint, {latest_checkpoint(self.work_dir) or 'none'}, is intact)"
+                )
 
     # --- the run -----------------------------------------------------------------------------
     def validate(self) -> IoUMetric:
@@ -226,11 +238,15 @@ class Trainer:
                 values["time"] = time.perf_counter() - start
                 logger.update(values)
                 it = self.iteration
-                if it % cfg["log_interval"] == 0 or it == max_iters:
+                log_due = it % cfg["log_interval"] == 0 or it == max_iters
+                checkpoint_due = bool(cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters
+                if log_due or checkpoint_due or self._validation_due(it):
+                    self.check_finite()
+                if log_due:
                     logger.log(it, self.device)
                     logger.log_kernels(it, dict(ops.choices().items() - logged_kernels.items()))
                     logged_kernels = ops.choices()
-                if (cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters:
+                if checkpoint_due:
                     self._checkpoint(it, cfg["max_keep_ckpts"])
                 if self._validation_due(it):
                     last_metrics = self._validate_and_keep_best(it, logger)
