@@ -21,6 +21,8 @@ demo: setup
 	$(VENV)/bin/swinseg demo
 
 test: setup-test
+	$(PY) -m ruff check swinseg tests benchmarks
+	$(PY) -m ruff format --check swinseg tests benchmarks
 	$(PY) -m pytest -q
 
 clean:

@@ -21,13 +21,13 @@ import json
 import torch
 
 import swinseg
-from swinseg.weights import load_checkpoint
 from swinseg.configs import load_config
 from swinseg.data.dataset import build_dataset
 from swinseg.models import build_segmentor
 from swinseg.ops import machine_info
-from tests.helpers import randomize_
 from swinseg.predict import predict
+from swinseg.weights import load_checkpoint
+from tests.helpers import randomize_
 
 
 def segmentation(config_name: str, checkpoint: str, overrides: list[str] | None) -> dict[str, float]:
@@ -73,7 +73,11 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", metavar="KEY=VALUE")
     parser.add_argument("--images", type=int, default=200, help="random images for the classifier (default 200)")
     args = parser.parse_args()
-    report = {"machine": machine_info(), "segmentation": segmentation(args.config, args.checkpoint, args.set), "classification": classification(args.images)}
+    report = {
+        "machine": machine_info(),
+        "segmentation": segmentation(args.config, args.checkpoint, args.set),
+        "classification": classification(args.images),
+    }
     print(json.dumps(report, indent=1))
 
 

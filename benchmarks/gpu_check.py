@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import peers as bench
 import torch
 
 import swinseg
 from swinseg import ops
 from swinseg.engine.optim import build_optimizer
 from swinseg.ops.tuning import synchronize
-import peers as bench
 from tests.helpers import randomize_
 
 UPERNET_T = bench.UPERNET_T
@@ -159,7 +159,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     print(f"kernels: {json.dumps(report['kernels'])}\nwrote {out / 'gpu_check.json'} in {report['seconds']:.0f} s")
-    failed = [k for k, ok in (("parity", report["parity"]["passed"]), *((f"train {m}", r["finite"]) for m, r in report["train"].items())) if not ok]
+    failed = [
+        k
+        for k, ok in (("parity", report["parity"]["passed"]), *((f"train {m}", r["finite"]) for m, r in report["train"].items()))
+        if not ok
+    ]
     if failed:
         raise SystemExit(f"gpu_check failed: {', '.join(failed)}")
 

@@ -112,8 +112,15 @@ def _hf_classifier(name: str) -> nn.Module | None:
     from swinseg.models.zoo import get_spec
 
     c = get_spec(name).config
-    config = SwinConfig(image_size=c["pretrain_img_size"], embed_dim=c["embed_dims"], depths=c["depths"], num_heads=c["num_heads"],
-                        window_size=c["window_size"], num_labels=c["num_classes"], drop_path_rate=0.0)
+    config = SwinConfig(
+        image_size=c["pretrain_img_size"],
+        embed_dim=c["embed_dims"],
+        depths=c["depths"],
+        num_heads=c["num_heads"],
+        window_size=c["window_size"],
+        num_labels=c["num_classes"],
+        drop_path_rate=0.0,
+    )
     return _LogitsOnly(SwinForImageClassification(config))
 
 
@@ -125,8 +132,17 @@ def _seed_classifier(name: str) -> nn.Module | None:
     from swinseg.models.zoo import get_spec
 
     c = get_spec(name).config
-    return SwinTransformer(hidden_dim=c["embed_dims"], layers=c["depths"], heads=c["num_heads"], channels=3, num_classes=c["num_classes"],
-                           head_dim=32, window_size=c["window_size"], downscaling_factors=(4, 2, 2, 2), relative_pos_embedding=True)
+    return SwinTransformer(
+        hidden_dim=c["embed_dims"],
+        layers=c["depths"],
+        heads=c["num_heads"],
+        channels=3,
+        num_classes=c["num_classes"],
+        head_dim=32,
+        window_size=c["window_size"],
+        downscaling_factors=(4, 2, 2, 2),
+        relative_pos_embedding=True,
+    )
 
 
 class _LogitsOnly(nn.Module):
@@ -152,8 +168,8 @@ def _hf_upernet() -> nn.Module | None:
         from transformers import UperNetConfig, UperNetForSemanticSegmentation
     except ImportError:
         return None
-    from swinseg.weights import hf_upernet_config
     from swinseg.models.zoo import get_spec
+    from swinseg.weights import hf_upernet_config
 
     config = hf_upernet_config(get_spec(UPERNET_T).config, None)
     config["backbone_config"]["drop_path_rate"] = 0.0
@@ -196,8 +212,12 @@ class Target:
 
     def argv(self) -> list[str]:
         """This target as the fresh memory-measuring process's arguments."""
-        return [str(self.device), *(["bf16"] if self.dtype is torch.bfloat16 else []), *(["compile"] if self.compile else []),
-                str(self.weights).removeprefix("torch.")]
+        return [
+            str(self.device),
+            *(["bf16"] if self.dtype is torch.bfloat16 else []),
+            *(["compile"] if self.compile else []),
+            str(self.weights).removeprefix("torch."),
+        ]
 
 
 def _inference(model: nn.Module | None, x: torch.Tensor, target: Target) -> Callable[[], Any] | None:
@@ -367,8 +387,10 @@ def run_cases(
 
 
 def format_table(results: list[Result], peak_gflops: float | None) -> str:
-    rows = [f"{'case':<18} {'impl':<8} {'median ms':>10} {'min':>9} {'max':>9} {'img/s':>8} {'ms/MP':>7} {'GFLOP/s':>8} "
-            f"{'%peak':>6} {'vs ours':>8} {'mem MB':>8}"]
+    rows = [
+        f"{'case':<18} {'impl':<8} {'median ms':>10} {'min':>9} {'max':>9} {'img/s':>8} {'ms/MP':>7} {'GFLOP/s':>8} "
+        f"{'%peak':>6} {'vs ours':>8} {'mem MB':>8}"
+    ]
     ours = {r.case: r.median for r in results if r.impl == "swinseg"}
     for r in results:
         gflops = r.flops / r.median / 1e9 if r.flops else 0.0
@@ -376,8 +398,10 @@ def format_table(results: list[Result], peak_gflops: float | None) -> str:
         ratio = f"{r.median / ours[r.case]:7.2f}x" if r.case in ours else ""
         mem = f"{r.peak_memory_mb:8.0f}" if r.peak_memory_mb is not None else ""
         per_mp = f"{1000 * r.median / r.megapixels:7.1f}" if r.megapixels else ""
-        rows.append(f"{r.case:<18} {r.impl:<8} {1000 * r.median:10.1f} {1000 * min(r.times):9.1f} {1000 * max(r.times):9.1f} "
-                    f"{r.images / r.median:8.2f} {per_mp:>7} {gflops:8.0f} {share:>6} {ratio:>8} {mem:>8}")
+        rows.append(
+            f"{r.case:<18} {r.impl:<8} {1000 * r.median:10.1f} {1000 * min(r.times):9.1f} {1000 * max(r.times):9.1f} "
+            f"{r.images / r.median:8.2f} {per_mp:>7} {gflops:8.0f} {share:>6} {ratio:>8} {mem:>8}"
+        )
     return "\n".join(rows)
 
 
@@ -395,8 +419,13 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float], settings: dict[str, Any]) -> None:
-    payload = {"environment": environment(device), "settings": settings, "matmul_peak_gflops": peaks, "kernels": choices(),
-               "results": [asdict(r) | {"median": r.median} for r in results]}
+    payload = {
+        "environment": environment(device),
+        "settings": settings,
+        "matmul_peak_gflops": peaks,
+        "kernels": choices(),
+        "results": [asdict(r) | {"median": r.median} for r in results],
+    }
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
 
@@ -408,8 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     from swinseg.ops.precision import DTYPES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", nargs="+", default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
-                   help=f"cases to run: {', '.join(CASES)}")
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=["classify-b1", "classify-b8", "segment-512", "train", "scale-448", "scale-1792"],
+        help=f"cases to run: {', '.join(CASES)}",
+    )
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="weights and inputs of every implementation (default fp32)")
     p.add_argument("--ours-dtype", choices=tuple(DTYPES), help="swinseg's weights and inputs in this dtype, the peers' as --dtype")
@@ -426,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.child:
         case_name, impl_name, device_name, *flags = args.child
-        fresh = Target(torch.device(device_name), torch.bfloat16 if "bf16" in flags else None, "compile" in flags, getattr(torch, flags[-1]))
+        fresh = Target(
+            torch.device(device_name), torch.bfloat16 if "bf16" in flags else None, "compile" in flags, getattr(torch, flags[-1])
+        )
         print(_measure_memory(case_name, impl_name, fresh))
         return 0
     unknown = [c for c in args.cases if c not in CASES]

@@ -10,9 +10,9 @@
 """
 
 from . import ops
-from .weights import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
 from .models import EncoderDecoder, SwinTransformer, create_model, list_models, swin_b, swin_l, swin_s, swin_t
 from .predict import inference
+from .weights import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
 

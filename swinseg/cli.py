@@ -21,7 +21,9 @@ def _weights(text: str) -> str | bool:
     return True if text.lower() == "true" else text
 
 
-def _load(model: str | dict | Source, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False) -> torch.nn.Module:
+def _load(
+    model: str | dict | Source, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False
+) -> torch.nn.Module:
     """The model ``model`` names (:func:`swinseg.models.resolve`) in eval mode on ``device``:
     weights from ``checkpoint``, else a checkpoint's own, else (``published``) a registered
     model's published ones."""
@@ -50,8 +52,19 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_test(args: argparse.Namespace) -> None:
     from .engine.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(args.config, args.checkpoint, args.set, args.device, args.dtype, args.mode, args.crop, args.stride,
-                        args.tta, args.show_dir, args.out)
+    evaluate_checkpoint(
+        args.config,
+        args.checkpoint,
+        args.set,
+        args.device,
+        args.dtype,
+        args.mode,
+        args.crop,
+        args.stride,
+        args.tta,
+        args.show_dir,
+        args.out,
+    )
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -82,8 +95,17 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config_fps(args.config, args.set, args.checkpoint, args.device, args.dtype, torch.bfloat16 if args.bf16 else None,
-               args.compile, args.images, args.warmup)
+    config_fps(
+        args.config,
+        args.set,
+        args.checkpoint,
+        args.device,
+        args.dtype,
+        torch.bfloat16 if args.bf16 else None,
+        args.compile,
+        args.images,
+        args.warmup,
+    )
 
 
 def cmd_flops(args: argparse.Namespace) -> None:
@@ -154,7 +176,9 @@ def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=help)
 
 
-def _add_dtype(parser: argparse.ArgumentParser, help: str = "weights and inputs in this dtype (default fp32); logits are resized in fp32") -> None:
+def _add_dtype(
+    parser: argparse.ArgumentParser, help: str = "weights and inputs in this dtype (default fp32); logits are resized in fp32"
+) -> None:
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help=help)
 
 
@@ -330,7 +354,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swinseg", description=__doc__)
     parser.add_argument("--version", action="version", version=f"swinseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_arguments in (_args_demo, _args_train, _args_test, _args_config, _args_check_data, _args_benchmark, _args_flops, _args_plot, _args_classify, _args_predict, _args_convert, _args_export, _args_models):
+    for add_arguments in (
+        _args_demo,
+        _args_train,
+        _args_test,
+        _args_config,
+        _args_check_data,
+        _args_benchmark,
+        _args_flops,
+        _args_plot,
+        _args_classify,
+        _args_predict,
+        _args_convert,
+        _args_export,
+        _args_models,
+    ):
         add_arguments(sub)
     return parser
 

@@ -25,7 +25,15 @@ from .models.heads import resize
 from .models.segmentor import EncoderDecoder, resized_rows, row_strips
 
 __all__ = [
-    "TTA_RATIOS", "classify", "inference", "predict", "predict_logits", "preprocess", "set_test_mode", "top_classes", "tta_probs",
+    "TTA_RATIOS",
+    "classify",
+    "inference",
+    "predict",
+    "predict_logits",
+    "preprocess",
+    "set_test_mode",
+    "top_classes",
+    "tta_probs",
     "upsampled_argmax",
 ]
 

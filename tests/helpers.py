@@ -10,8 +10,12 @@ from torch import nn
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Fill every parameter and BatchNorm statistic with random values (norm weights near 1) so no term is trivially zero."""
     gen = torch.Generator().manual_seed(seed)
-    norms = {f"{m}.{p}" for m, mod in model.named_modules() if isinstance(mod, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm))
-             for p in ("weight", "bias")}
+    norms = {
+        f"{m}.{p}"
+        for m, mod in model.named_modules()
+        if isinstance(mod, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm))
+        for p in ("weight", "bias")
+    }
     for name, p in model.named_parameters():
         noise = torch.randn(p.shape, generator=gen)
         if name in norms or (p.ndim == 1 and "norm" in name):
@@ -31,6 +35,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 from swinseg.tools.demo import DEMO_CONFIG  # noqa: E402  (re-exported for the tests)
+
 # The demo config shrunk to a very small model, 32x32 crops and 6 iterations.
 TINY_OVERRIDES = [
     "model.backbone.embed_dims=16",

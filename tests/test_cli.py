@@ -11,9 +11,9 @@ import swinseg
 from swinseg import SwinTransformer
 from swinseg.cli import main
 from swinseg.data import Preprocessing, read_image
+from swinseg.predict import predict
 
 from .helpers import randomize_
-from swinseg.predict import predict
 
 SMALL = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
 
@@ -93,8 +93,28 @@ def test_train_test_check_data_config_and_plot(tmp_path, capsys):
     work = tmp_path / "work"
     assert main(["train", DEMO_CONFIG, "--work-dir", str(work), "--set", *overrides]) == 0
     assert "Iter(train) [6/6]" in capsys.readouterr().out
-    assert main(["test", DEMO_CONFIG, str(work / "iter_6.pth"), "--set", *overrides, "--show-dir", str(tmp_path / "show"),
-                 "--out", str(tmp_path / "metrics.json"), "--mode", "slide", "--crop", "32", "--stride", "21"]) == 0
+    assert (
+        main(
+            [
+                "test",
+                DEMO_CONFIG,
+                str(work / "iter_6.pth"),
+                "--set",
+                *overrides,
+                "--show-dir",
+                str(tmp_path / "show"),
+                "--out",
+                str(tmp_path / "metrics.json"),
+                "--mode",
+                "slide",
+                "--crop",
+                "32",
+                "--stride",
+                "21",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "aAcc" in out and "striped triangle" in out and "(slide)" in out
     assert len(list((tmp_path / "show").glob("*.jpg"))) == 3 and "mIoU" in (tmp_path / "metrics.json").read_text()

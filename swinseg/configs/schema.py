@@ -57,9 +57,19 @@ def check_type(key: str, default: Any, value: Any) -> None:
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        expected = {bool: "true or false", int: "an integer", float: "a number", str: "text", list: "a list", tuple: "a list", dict: "a section"}
-        raise TypeError(f"config key {key!r} must be {expected.get(type(default), type(default).__name__)} "
-                        f"(like its default {default!r}), got {value!r}")
+        expected = {
+            bool: "true or false",
+            int: "an integer",
+            float: "a number",
+            str: "text",
+            list: "a list",
+            tuple: "a list",
+            dict: "a section",
+        }
+        raise TypeError(
+            f"config key {key!r} must be {expected.get(type(default), type(default).__name__)} "
+            f"(like its default {default!r}), got {value!r}"
+        )
 
 
 def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

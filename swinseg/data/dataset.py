@@ -80,17 +80,21 @@ class SegDataset:
             if not folder.is_dir():
                 raise FileNotFoundError(f"{what} folder {folder} does not exist")
         images = {p.relative_to(self.img_dir).as_posix()[: -len(self.img_suffix)]: p for p in self._files(self.img_dir, self.img_suffix)}
-        labels = {p.relative_to(self.ann_dir).as_posix()[: -len(self.seg_map_suffix)]: p for p in self._files(self.ann_dir, self.seg_map_suffix)}
+        labels = {
+            p.relative_to(self.ann_dir).as_posix()[: -len(self.seg_map_suffix)]: p for p in self._files(self.ann_dir, self.seg_map_suffix)
+        }
         if not images:
             raise FileNotFoundError(f"no images ending in {self.img_suffix} in {self.img_dir}")
-        for missing, have, where in ((images.keys() - labels.keys(), images, self.ann_dir), (labels.keys() - images.keys(), labels, self.img_dir)):
+        for missing, have, where in (
+            (images.keys() - labels.keys(), images, self.ann_dir),
+            (labels.keys() - images.keys(), labels, self.img_dir),
+        ):
             if missing:
                 names = sorted(missing)
                 more = f" and {len(names) - 3} more" if len(names) > 3 else ""
                 suffix = self.seg_map_suffix if where == self.ann_dir else self.img_suffix
                 raise FileNotFoundError(
-                    f"{len(names)} file(s) without a counterpart ({suffix} in {where}): "
-                    f"{', '.join(str(have[n]) for n in names[:3])}{more}"
+                    f"{len(names)} file(s) without a counterpart ({suffix} in {where}): {', '.join(str(have[n]) for n in names[:3])}{more}"
                 )
         self.samples = [(images[k], labels[k]) for k in sorted(images, key=lambda k: str(images[k]))]
 

@@ -56,9 +56,7 @@ def imrescale(image: np.ndarray, scale: float | Sequence[int], interpolation: in
     return cv2.resize(image, size, interpolation=interpolation)
 
 
-def to_input(
-    image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
-) -> torch.Tensor:
+def to_input(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
     """(H, W, 3) RGB array in 0..255 -> normalized (3, H, W) float32 tensor."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
     m = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
@@ -160,9 +158,7 @@ def random_crop(
     return image[top : top + h_crop, left : left + w_crop], label[top : top + h_crop, left : left + w_crop]
 
 
-def random_flip(
-    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, prob: float = 0.5
-) -> tuple[np.ndarray, np.ndarray]:
+def random_flip(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, prob: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal flip of image and label together with probability ``prob`` (copies: a flipped
     view of a one-pixel-wide crop keeps a negative stride that torch cannot take)."""
     if rng.random() < prob:

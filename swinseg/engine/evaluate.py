@@ -12,16 +12,15 @@ import cv2
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import SegDataset
-from ..data.loader import shard
 from ..configs import load_config
-from ..data.dataset import build_dataset
+from ..data.dataset import SegDataset, build_dataset
+from ..data.loader import shard
 from ..models.factory import build_segmentor
 from ..models.segmentor import EncoderDecoder
 from ..ops import parse_dtype
 from ..predict import predict, set_test_mode
-from ..weights import LoadReport, load_checkpoint
 from ..visualize import side_by_side
+from ..weights import LoadReport, load_checkpoint
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first
 from .metrics import IoUMetric
 
@@ -94,8 +93,10 @@ def evaluate_checkpoint(
     config, model, report, dataset = load_for_evaluation(config_name, overrides, checkpoint, init_distributed(device), dtype)
     set_test_mode(model, mode, crop, stride)
     if get_rank() == 0:
-        print(f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
-              f"({model.test_cfg['mode']}{' + ms/flip TTA' if tta else ''})")
+        print(
+            f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
+            f"({model.test_cfg['mode']}{' + ms/flip TTA' if tta else ''})"
+        )
     metric = evaluate(model, dataset, tta=tta or config["test"]["tta"], show_dir=show_dir)
     metrics = metric.compute()
     if get_rank() == 0:

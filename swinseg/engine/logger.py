@@ -52,9 +52,7 @@ class TrainLogger:
     iterations. Only the process that is ``enabled`` (rank 0) writes anything; ``progress``
     shows the bar (on a terminal)."""
 
-    def __init__(
-        self, work_dir: Path, max_iters: int, start_iter: int, interval: int, enabled: bool = True, progress: bool = True
-    ) -> None:
+    def __init__(self, work_dir: Path, max_iters: int, start_iter: int, interval: int, enabled: bool = True, progress: bool = True) -> None:
         self.work_dir, self.max_iters, self.interval, self.enabled = work_dir, max_iters, interval, enabled
         self.window: dict[str, list[float | torch.Tensor]] = defaultdict(list)
         self.writer = None
@@ -70,8 +68,12 @@ class TrainLogger:
 
             self.writer = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start_iter + 1)
         except ImportError:
-            warnings.warn("tensorboard is not installed (pip install 'swinseg[train]'): logging to the console and scalars.jsonl only", stacklevel=2)
-        self.bar = tqdm(total=max_iters, initial=start_iter, desc="train", unit="it", dynamic_ncols=True, disable=not (progress and sys.stderr.isatty()))
+            warnings.warn(
+                "tensorboard is not installed (pip install 'swinseg[train]'): logging to the console and scalars.jsonl only", stacklevel=2
+            )
+        self.bar = tqdm(
+            total=max_iters, initial=start_iter, desc="train", unit="it", dynamic_ncols=True, disable=not (progress and sys.stderr.isatty())
+        )
         self.started = time.perf_counter()
         self.start_iter = start_iter
 

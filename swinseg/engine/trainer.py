@@ -18,13 +18,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..weights import load_checkpoint, native_meta
 from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
 from ..models.factory import build_segmentor, resolve_config
-from ..models.segmentor import EncoderDecoder
+from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
 from .evaluate import evaluate
@@ -281,4 +280,3 @@ class Trainer:
             prune(self.work_dir, keep)
         if self.world_size > 1:
             dist.barrier()
-

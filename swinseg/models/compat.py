@@ -66,27 +66,37 @@ def _build(
     )
 
 
-def _sized(size: str, hidden_dim: int | None, layers: Sequence[int] | None, heads: Sequence[int] | None, kwargs: dict[str, Any]) -> SwinTransformer:
+def _sized(
+    size: str, hidden_dim: int | None, layers: Sequence[int] | None, heads: Sequence[int] | None, kwargs: dict[str, Any]
+) -> SwinTransformer:
     """``_build`` with the paper's width, depths and heads of ``size`` where not given."""
     paper = SWIN_SIZES[size]
     return _build(hidden_dim or paper["embed_dims"], layers or paper["depths"], heads or paper["num_heads"], **kwargs)
 
 
-def swin_t(hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any) -> SwinTransformer:
+def swin_t(
+    hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any
+) -> SwinTransformer:
     """Swin-T: 96 channels, depths (2, 2, 6, 2), heads (3, 6, 12, 24) unless given."""
     return _sized("tiny", hidden_dim, layers, heads, kwargs)
 
 
-def swin_s(hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any) -> SwinTransformer:
+def swin_s(
+    hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any
+) -> SwinTransformer:
     """Swin-S: 96 channels, depths (2, 2, 18, 2), heads (3, 6, 12, 24) unless given."""
     return _sized("small", hidden_dim, layers, heads, kwargs)
 
 
-def swin_b(hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any) -> SwinTransformer:
+def swin_b(
+    hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any
+) -> SwinTransformer:
     """Swin-B: 128 channels, depths (2, 2, 18, 2), heads (4, 8, 16, 32) unless given."""
     return _sized("base", hidden_dim, layers, heads, kwargs)
 
 
-def swin_l(hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any) -> SwinTransformer:
+def swin_l(
+    hidden_dim: int | None = None, layers: Sequence[int] | None = None, heads: Sequence[int] | None = None, **kwargs: Any
+) -> SwinTransformer:
     """Swin-L: 192 channels, depths (2, 2, 18, 2), heads (6, 12, 24, 48) unless given."""
     return _sized("large", hidden_dim, layers, heads, kwargs)

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.classes import default_dataset_meta
 from ..configs.defaults import DATA_PREPROCESSOR, TEST_CFG, TEST_PIPELINE
+from ..data.classes import default_dataset_meta
 from ..data.transforms import Preprocessing
 from .heads import FCNHead, UPerHead, resize
 from .swin import SwinTransformer
@@ -54,7 +54,9 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
     full-resolution tensor is kept for the backward pass."""
 
     @staticmethod
-    def forward(ctx: Any, logits: Tensor, labels: Tensor, ignore_index: int, align_corners: bool, max_elements: int) -> tuple[Tensor, Tensor]:
+    def forward(
+        ctx: Any, logits: Tensor, labels: Tensor, ignore_index: int, align_corners: bool, max_elements: int
+    ) -> tuple[Tensor, Tensor]:
         B, C = logits.shape[:2]
         H, W = labels.shape[-2:]
         src = logits.detach().to(torch.promote_types(logits.dtype, torch.float32)).requires_grad_()

@@ -205,9 +205,7 @@ class WindowAttention(nn.Module):
         self.scale = qk_scale or (dims // num_heads) ** -0.5
         self.attn_drop = attn_drop
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer(
-            "relative_position_index", relative_position_index(window_size, window_size), persistent=False
-        )
+        self.register_buffer("relative_position_index", relative_position_index(window_size, window_size), persistent=False)
         self.qkv = nn.Linear(dims, 3 * dims, bias=qkv_bias)
         self.proj = nn.Linear(dims, dims)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -339,8 +337,7 @@ class SwinStage(nn.Module):
         self.always_partition = always_partition
         self.with_cp = with_cp
         self.blocks = nn.ModuleList(
-            SwinBlock(dims, num_heads, window_size, mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i])
-            for i in range(depth)
+            SwinBlock(dims, num_heads, window_size, mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i]) for i in range(depth)
         )
         self.downsample = PatchMerging(dims, patch_norm) if downsample else None
 
@@ -439,8 +436,7 @@ class SwinTransformer(nn.Module):
         num_stages = len(depths)
         if len(num_heads) != num_stages or len(strides) != num_stages:
             raise ValueError(
-                f"depths, num_heads and strides need one entry per stage, got {len(depths)}, "
-                f"{len(num_heads)} and {len(strides)}"
+                f"depths, num_heads and strides need one entry per stage, got {len(depths)}, {len(num_heads)} and {len(strides)}"
             )
         if strides[0] != patch_size:
             raise ValueError(f"strides[0]={strides[0]} must equal patch_size={patch_size} (non-overlapping patches)")

@@ -35,8 +35,14 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tenso
 def linear(x: Tensor, layer: nn.Linear, gelu: bool = False) -> Tensor:
     """``layer(x)``, then exact GELU when ``gelu``: (..., in_features) -> (..., out_features)."""
     weight, bias = layer.weight, layer.bias
-    if (not _ONEDNN or x.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling()
-            or x.dtype != weight.dtype or x.dtype not in (torch.float32, torch.bfloat16)):
+    if (
+        not _ONEDNN
+        or x.device.type != "cpu"
+        or torch.is_grad_enabled()
+        or torch.compiler.is_compiling()
+        or x.dtype != weight.dtype
+        or x.dtype not in (torch.float32, torch.bfloat16)
+    ):
         return _aten(x, weight, bias, gelu)
     kernels = {"aten": _aten, "onednn": _onednn}
     candidates = {name: (lambda fn=fn: fn(x, weight, bias, gelu)) for name, fn in kernels.items()}

@@ -15,8 +15,14 @@ from .synthetic import write_dataset
 __all__ = ["DEMO_CONFIG", "run_demo"]
 
 DEMO_CONFIG = "swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128"
-_QUICK = ["schedule.max_iters=24", "schedule.warmup_iters=4", "train.log_interval=8", "train.val_interval=24",
-          "train.checkpoint_interval=12", "data.num_workers=0"]
+_QUICK = [
+    "schedule.max_iters=24",
+    "schedule.warmup_iters=4",
+    "train.log_interval=8",
+    "train.val_interval=24",
+    "train.checkpoint_interval=12",
+    "data.num_workers=0",
+]
 
 
 def run_demo(work_dir: str | Path, quick: bool = False, resume: bool = False, overrides: list[str] | None = None) -> dict:
@@ -27,16 +33,20 @@ def run_demo(work_dir: str | Path, quick: bool = False, resume: bool = False, ov
     train_images, val_images = (24, 6) if quick else (160, 40)
     start = time.perf_counter()
     root = write_dataset(work / "data" / "synthetic", train=train_images, val=val_images)
-    print(f"wrote a synthetic dataset ({train_images} training, {val_images} validation images, ADE20K layout) to {root} "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote a synthetic dataset ({train_images} training, {val_images} validation images, ADE20K layout) to {root} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     config = load_config(DEMO_CONFIG, [f"data.root={root}", *(_QUICK if quick else []), *(overrides or [])])
     trainer = Trainer(config, work / "train", resume="auto" if resume else None, device="cpu")
     start = time.perf_counter()
     trainer.train()
     print(f"trained in {time.perf_counter() - start:.0f} s")
     result = evaluate(trainer.model, trainer.val_set, show_dir=work / "overlays").compute()
-    print(f"validation: mIoU {result['mIoU']:.2f}, aAcc {result['aAcc']:.2f} (per-class table above; "
-          f"chance is about {100 / trainer.model.num_classes:.0f}% pixel accuracy)")
+    print(
+        f"validation: mIoU {result['mIoU']:.2f}, aAcc {result['aAcc']:.2f} (per-class table above; "
+        f"chance is about {100 / trainer.model.num_classes:.0f}% pixel accuracy)"
+    )
     print(f"overlays (prediction | ground truth): {work / 'overlays'}")
     try:
         print(f"training curves: {plot_curves(work / 'train')}")

@@ -79,7 +79,9 @@ def trace_side(model: EncoderDecoder | SwinTransformer, side: int | None = None)
     return side or model.preprocessing.size[0]
 
 
-def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18) -> tuple[int, int]:
+def export_onnx(
+    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18
+) -> tuple[int, int]:
     """Write ``model`` as ONNX to ``path`` (atomically) with dynamic batch, height and width,
     traced at :func:`trace_side`. Returns the range of heights and widths in which the graph
     equals the model (:func:`size_range`)."""
@@ -95,8 +97,14 @@ def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike
     def write(tmp: Path) -> None:
         with torch.no_grad():
             program = torch.onnx.export(
-                net, (example,), dynamo=True, dynamic_shapes={"images": dynamic}, opset_version=opset,
-                input_names=["images"], output_names=["logits"], verbose=False,
+                net,
+                (example,),
+                dynamo=True,
+                dynamic_shapes={"images": dynamic},
+                opset_version=opset,
+                input_names=["images"],
+                output_names=["logits"],
+                verbose=False,
             )
         program.save(str(tmp))
 
@@ -104,7 +112,9 @@ def export_onnx(model: EncoderDecoder | SwinTransformer, path: str | os.PathLike
     return size_range(_backbone(model), side)
 
 
-def compare_onnx(path: str | os.PathLike, model: EncoderDecoder | SwinTransformer, shapes: Sequence[Sequence[int]], seed: int = 0) -> list[float]:
+def compare_onnx(
+    path: str | os.PathLike, model: EncoderDecoder | SwinTransformer, shapes: Sequence[Sequence[int]], seed: int = 0
+) -> list[float]:
     """Max |onnxruntime - PyTorch| of the logits for random images of each (B, H, W) in ``shapes``."""
     try:
         import onnxruntime
@@ -126,7 +136,10 @@ def compare_onnx(path: str | os.PathLike, model: EncoderDecoder | SwinTransforme
 
 
 def export_and_check(
-    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18,
+    model: EncoderDecoder | SwinTransformer,
+    path: str | os.PathLike,
+    side: int | None = None,
+    opset: int = 18,
     tolerance: float | None = 1e-4,
 ) -> None:
     """``swinseg export``: :func:`export_onnx`, then (unless ``tolerance`` is None)
@@ -134,8 +147,10 @@ def export_and_check(
     kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
     start = time.perf_counter()
     low, high = export_onnx(model, path, side=side, opset=opset)
-    print(f"exported the {kind} to {path} in {time.perf_counter() - start:.0f} s (opset {opset}): input 'images' "
-          f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}")
+    print(
+        f"exported the {kind} to {path} in {time.perf_counter() - start:.0f} s (opset {opset}): input 'images' "
+        f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}"
+    )
     if tolerance is None:
         return
     shapes = [(1, high, low), (2, low, high)] if high - low < 256 else [(1, 301, 397), (2, 160, 241)]

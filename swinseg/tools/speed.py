@@ -37,8 +37,10 @@ def flops_report(model: nn.Module, height: int, width: int) -> str:
     with torch.inference_mode():
         total, per_op = count_flops(lambda: model(x))
     params = sum(p.numel() for p in model.parameters())
-    lines = [f"input 1x3x{height}x{width}: {params / 1e6:.2f}M parameters, {total / 2e9:.1f} GMACs "
-             f"(the papers' \"GFLOPs\"), {total / 1e9:.1f} GFLOPs counting a multiply-add as 2"]
+    lines = [
+        f"input 1x3x{height}x{width}: {params / 1e6:.2f}M parameters, {total / 2e9:.1f} GMACs "
+        f'(the papers\' "GFLOPs"), {total / 1e9:.1f} GFLOPs counting a multiply-add as 2'
+    ]
     lines += [f"  {op:<44} {n / 2e9:9.2f} GMACs" for op, n in sorted(per_op.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
 
@@ -79,8 +81,15 @@ def dataset_fps(
 
 
 def config_fps(
-    config_name: str, overrides: list[str] | None, checkpoint: str | None, device: str | None, dtype: str = "fp32",
-    autocast: torch.dtype | None = None, compile: bool = False, images: int = 200, warmup: int = 5,
+    config_name: str,
+    overrides: list[str] | None,
+    checkpoint: str | None,
+    device: str | None,
+    dtype: str = "fp32",
+    autocast: torch.dtype | None = None,
+    compile: bool = False,
+    images: int = 200,
+    warmup: int = 5,
 ) -> float:
     """``swinseg benchmark CONFIG``: :func:`dataset_fps` of the config's model (random weights
     unless ``checkpoint``; speed does not depend on them) on its validation images."""
@@ -92,6 +101,5 @@ def config_fps(
     config, model, _, dataset = load_for_evaluation(config_name, overrides, checkpoint, target, dtype)
     if compile:
         model.inference = torch.compile(model.inference, dynamic=True)
-    print(f"{Path(config['source']).stem}: {images} passes over {len(dataset)} validation images "
-          f"(the first {warmup} untimed) on {target}")
+    print(f"{Path(config['source']).stem}: {images} passes over {len(dataset)} validation images (the first {warmup} untimed) on {target}")
     return dataset_fps(model, dataset, images, warmup, autocast)

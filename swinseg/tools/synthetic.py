@@ -112,6 +112,8 @@ def write_dataset(root: str | Path, train: int = 160, val: int = 40, seed: int =
             w = int(size[1] * rng.uniform(0.75, 1.25))
             image, label = make_scene(rng, h, w)
             name = f"synthetic_{split}_{i:05d}"
-            cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                str(root / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+            )
             cv2.imwrite(str(root / "annotations" / split / f"{name}.png"), label)
     return root

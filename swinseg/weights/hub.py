@@ -90,7 +90,9 @@ def _fetch(url: str, tmp: Path, target: Path, expected: str | None, progress: bo
                     out.write(chunk)
                     bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as e:
-            raise ConnectionError(f"download of {url} was interrupted after {out.tell()} bytes ({e!r}); nothing was cached, try again") from None
+            raise ConnectionError(
+                f"download of {url} was interrupted after {out.tell()} bytes ({e!r}); nothing was cached, try again"
+            ) from None
         if total is not None and out.tell() != total:
             raise ConnectionError(f"download of {url} stopped after {out.tell()} of {total} bytes; nothing was cached, try again")
     if expected:

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_check_dry_run_writes_its_report(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "unused")}
-    run = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), str(tmp_path), "--dry-run"], env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        ["bash", str(ROOT / "benchmarks/gpu_check.sh"), str(tmp_path), "--dry-run"], env=env, capture_output=True, text=True, timeout=900
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert (tmp_path / "gpu_check.log").read_text().strip().endswith("gpu_check.json in " + f"{report['seconds']:.0f} s")

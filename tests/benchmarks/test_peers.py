@@ -47,7 +47,6 @@ def test_bf16_ours_runs_swinseg_in_bf16_and_the_peers_in_fp32(monkeypatch):
 
     monkeypatch.setitem(peers.CASES, "probe", lambda: peers.Case(1, build, ("swinseg", "timm", "hf")))
     cpu = torch.device("cpu")
-    results = peers.run_cases(["probe"], peers.Target(cpu), warmup=0, rounds=1, log=lambda _: None,
-                                  ours=peers.Target(cpu, torch.bfloat16))
+    results = peers.run_cases(["probe"], peers.Target(cpu), warmup=0, rounds=1, log=lambda _: None, ours=peers.Target(cpu, torch.bfloat16))
     assert seen == {"swinseg": torch.bfloat16, "timm": torch.float32, "hf": torch.float32}
     assert [r.impl for r in results] == ["swinseg", "timm", "hf"]

@@ -6,8 +6,7 @@ import pytest
 
 from swinseg.configs import CONFIG_DIR, dump_config, list_configs, parse_overrides
 from swinseg.configs import load_config as read_config
-from swinseg.models import build_segmentor
-from swinseg.models import resolve_config
+from swinseg.models import build_segmentor, resolve_config
 from swinseg.models.zoo import list_models
 
 
@@ -29,18 +28,32 @@ def test_every_zoo_segmentor_has_its_training_config_under_the_mmseg_name():
 
 def test_the_reference_recipe_is_the_default():
     c = load_config("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512")
-    assert c["optimizer"] == {"lr": 6e-5, "betas": [0.9, 0.999], "weight_decay": 0.01,
-                              "no_decay_keys": ["absolute_pos_embed", "relative_position_bias_table", "norm"]}
+    assert c["optimizer"] == {
+        "lr": 6e-5,
+        "betas": [0.9, 0.999],
+        "weight_decay": 0.01,
+        "no_decay_keys": ["absolute_pos_embed", "relative_position_bias_table", "norm"],
+    }
     assert c["schedule"] == {"max_iters": 160000, "warmup_iters": 1500, "warmup_start_factor": 1e-6, "power": 1.0, "eta_min": 0.0}
     assert c["data"]["batch_size"] == 2 and c["data"]["reduce_zero_label"] and c["train"]["val_interval"] == 16000
-    assert c["data"]["pipeline"] == {"scale": [2048, 512], "ratio_range": [0.5, 2.0], "crop_size": [512, 512],
-                                     "cat_max_ratio": 0.75, "flip_prob": 0.5, "photometric_distortion": True}
+    assert c["data"]["pipeline"] == {
+        "scale": [2048, 512],
+        "ratio_range": [0.5, 2.0],
+        "crop_size": [512, 512],
+        "cat_max_ratio": 0.75,
+        "flip_prob": 0.5,
+        "photometric_distortion": True,
+    }
     assert c["model"]["backbone"]["drop_path_rate"] == 0.3 and c["model"]["decode_head"]["num_classes"] == 150
 
 
 def test_overrides_types_and_unknown_keys():
     assert parse_overrides(["a.b=1", "a.c=[1, 2]", "d=bf16", "e=null", "f=1e-3"]) == {
-        "a": {"b": 1, "c": [1, 2]}, "d": "bf16", "e": None, "f": 1e-3}
+        "a": {"b": 1, "c": [1, 2]},
+        "d": "bf16",
+        "e": None,
+        "f": 1e-3,
+    }
     name = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
     c = load_config(name, ["train.amp=bf16", "model.backbone.with_cp=true", "model.decode_head.num_classes=19"])
     assert c["train"]["amp"] == "bf16" and c["model"]["backbone"]["with_cp"] is True
@@ -80,9 +93,11 @@ def test_wrong_types_name_the_key_and_the_expected_type(tmp_path):
 
 def test_user_config_file_inherits_and_round_trips(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("model:\n  name: swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512\n"
-                    "  decode_head: {num_classes: 3}\n  auxiliary_head: {num_classes: 3}\n"
-                    "data: {type: custom, classes: [a, b, c], reduce_zero_label: false}\n")
+    path.write_text(
+        "model:\n  name: swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512\n"
+        "  decode_head: {num_classes: 3}\n  auxiliary_head: {num_classes: 3}\n"
+        "data: {type: custom, classes: [a, b, c], reduce_zero_label: false}\n"
+    )
     c = load_config(path)
     assert c["data"]["classes"] == ["a", "b", "c"] and c["optimizer"]["lr"] == 6e-5 and c["source"] == str(path)
     dumped = tmp_path / "dumped.yaml"

@@ -31,8 +31,16 @@ def test_ade20k_layout_reduces_labels_and_lists_sorted(tmp_path):
     label = np.array([[0, 1], [150, 2]])
     for name in ("b", "a", "c"):
         _write(tmp_path, "training", name, label)
-    data = dict(type="ade20k", root=str(tmp_path), train=dict(img_dir="images/training", ann_dir="annotations/training"),
-                img_suffix=".jpg", seg_map_suffix=".png", reduce_zero_label=True, classes=None, palette=None)
+    data = dict(
+        type="ade20k",
+        root=str(tmp_path),
+        train=dict(img_dir="images/training", ann_dir="annotations/training"),
+        img_suffix=".jpg",
+        seg_map_suffix=".png",
+        reduce_zero_label=True,
+        classes=None,
+        palette=None,
+    )
     ds = build_dataset(data, "train", num_classes=150)
     assert [p.stem for p, _ in ds.samples] == ["a", "b", "c"] and ds.num_classes == 150
     image, lab = ds[0]
@@ -45,8 +53,14 @@ def test_ade20k_layout_reduces_labels_and_lists_sorted(tmp_path):
 def test_custom_suffixes_nested_folders_and_no_reduction(tmp_path):
     label = np.array([[0, 1, 2, 255]])
     _write(tmp_path, "training", "x/one", label, img_suffix="_leftImg8bit.png", seg_suffix="_labelIds.png")
-    ds = SegDataset(tmp_path / "images/training", tmp_path / "annotations/training", CLASSES, PALETTE,
-                    img_suffix="_leftImg8bit.png", seg_map_suffix="_labelIds.png")
+    ds = SegDataset(
+        tmp_path / "images/training",
+        tmp_path / "annotations/training",
+        CLASSES,
+        PALETTE,
+        img_suffix="_leftImg8bit.png",
+        seg_map_suffix="_labelIds.png",
+    )
     assert len(ds) == 1 and ds[0][1].tolist() == [[0, 1, 2, 255]]
 
 

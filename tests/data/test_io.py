@@ -54,7 +54,10 @@ def test_image_formats_read_as_opencv_colour(tmp_path):
         "gray.png": (_encode(".png", RGB[:, :, 0]), np.repeat(RGB[:, :, :1], 3, axis=2)),
         "rgba.png": (_encode(".png", np.dstack([bgr, np.full(RGB.shape[:2], 7, np.uint8)])), RGB),  # alpha dropped
         "deep.png": (_encode(".png", bgr.astype(np.uint16) * 256 + 100), RGB),  # 16 bit -> its high byte
-        "palette.png": (_pillow_bytes(Image.fromarray(RGB).quantize(16), "PNG"), np.asarray(Image.fromarray(RGB).quantize(16).convert("RGB"))),
+        "palette.png": (
+            _pillow_bytes(Image.fromarray(RGB).quantize(16), "PNG"),
+            np.asarray(Image.fromarray(RGB).quantize(16).convert("RGB")),
+        ),
     }
     for name, (data, expected) in cases.items():
         (tmp_path / name).write_bytes(data)

@@ -177,8 +177,9 @@ def test_pad_batch_pads_images_with_zero_and_labels_with_255():
 def test_fuzzed_training_pipeline_gives_finite_padded_batches(h, w, scale, ratio, crop, cat_max_ratio, flip_prob, photometric, batch, seed):
     from swinseg.data.dataset import TrainPipeline
 
-    pipeline = TrainPipeline(scale=scale, ratio_range=ratio, crop_size=crop, cat_max_ratio=cat_max_ratio,
-                             flip_prob=flip_prob, photometric_distortion=photometric)
+    pipeline = TrainPipeline(
+        scale=scale, ratio_range=ratio, crop_size=crop, cat_max_ratio=cat_max_ratio, flip_prob=flip_prob, photometric_distortion=photometric
+    )
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(batch):

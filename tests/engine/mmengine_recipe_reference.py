@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import mmcv_standin  # noqa: F401  (registers the stand-in mmcv._ext before mmseg is imported)
-
+import mmengine.optim.optimizer.default_constructor as default_constructor  # noqa: E402
 import mmseg  # noqa: E402
 import torch  # noqa: E402
-import mmengine.optim.optimizer.default_constructor as default_constructor  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import PARAM_SCHEDULERS  # noqa: E402
@@ -49,9 +48,13 @@ for it in range(cfg.train_cfg.max_iters):
     for s in schedulers:
         s.step()
 
-Path(sys.argv[1]).write_text(json.dumps({
-    "no_decay": no_decay,
-    "params": all_params,
-    "optimizer": {k: v for k, v in cfg.optim_wrapper.optimizer.items()},
-    "lr": trace,
-}))
+Path(sys.argv[1]).write_text(
+    json.dumps(
+        {
+            "no_decay": no_decay,
+            "params": all_params,
+            "optimizer": {k: v for k, v in cfg.optim_wrapper.optimizer.items()},
+            "lr": trace,
+        }
+    )
+)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from swinseg.weights.io import read_checkpoint
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
 from swinseg.tools.synthetic import write_dataset
+from swinseg.weights.io import read_checkpoint
 from tests.helpers import DEMO_CONFIG, TINY_OVERRIDES
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL")

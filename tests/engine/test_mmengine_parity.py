@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.weights.formats import from_native
 from swinseg.configs import load_config
 from swinseg.engine.optim import WarmupPolyLR, build_optimizer, no_decay_names
+from swinseg.weights.formats import from_native
 
 MMSEG_PYTHON = os.environ.get("MMSEG_PYTHON")
 pytestmark = pytest.mark.skipif(not MMSEG_PYTHON, reason="set MMSEG_PYTHON to an interpreter with mmsegmentation 1.x")
@@ -26,8 +26,9 @@ def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("mmengine") / "recipe.json"
     tests = Path(__file__).parents[1]
     env = {**os.environ, "PYTHONPATH": str(tests / "models")}
-    subprocess.run([MMSEG_PYTHON, str(Path(__file__).with_name("mmengine_recipe_reference.py")), str(out)], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [MMSEG_PYTHON, str(Path(__file__).with_name("mmengine_recipe_reference.py")), str(out)], check=True, env=env, capture_output=True
+    )
     return json.loads(out.read_text())
 
 

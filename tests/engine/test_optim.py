@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.weights.formats import from_native
 from swinseg.engine.optim import WarmupPolyLR, build_optimizer, no_decay_names
+from swinseg.weights.formats import from_native
 
 TINY = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
 KEYS = ("absolute_pos_embed", "relative_position_bias_table", "norm")

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from swinseg.weights import load_checkpoint
-from swinseg.weights.io import write_file
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
 from swinseg.engine.trainer import Trainer
 from swinseg.models import build_segmentor
 from swinseg.tools.synthetic import write_dataset
+from swinseg.weights import load_checkpoint
+from swinseg.weights.io import write_file
 from tests.helpers import DEMO_CONFIG, tiny_train_config
 
 
@@ -55,8 +55,9 @@ def test_resumed_run_equals_straight_run(dataset, tmp_path, monkeypatch):
 
 
 def test_checkpoints_logs_and_best(dataset, tmp_path, capsys):
-    config = tiny_train_config(dataset, "schedule.max_iters=8", "train.checkpoint_interval=2", "train.max_keep_ckpts=2",
-                               "train.val_interval=4")
+    config = tiny_train_config(
+        dataset, "schedule.max_iters=8", "train.checkpoint_interval=2", "train.max_keep_ckpts=2", "train.val_interval=4"
+    )
     trainer = Trainer(config, tmp_path, progress=True)
     metrics = trainer.train()
     printed = capsys.readouterr().out
@@ -85,7 +86,9 @@ def test_checkpoints_logs_and_best(dataset, tmp_path, capsys):
     # a training checkpoint loads as a model (swinseg test / predict)
     model = build_segmentor(config)
     report = load_checkpoint(model, tmp_path / "iter_8.pth")
-    assert report.format == "native" and torch.equal(model.state_dict()["decode_head.conv_seg.weight"], trainer.model.decode_head.conv_seg.weight)
+    assert report.format == "native" and torch.equal(
+        model.state_dict()["decode_head.conv_seg.weight"], trainer.model.decode_head.conv_seg.weight
+    )
 
 
 def test_accumulation_sees_the_samples_of_a_larger_batch(dataset, tmp_path, monkeypatch):

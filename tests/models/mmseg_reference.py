@@ -13,8 +13,8 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-import mmcv_standin  # noqa: F401  (registers the stand-in mmcv._ext before mmseg is imported)
 
+import mmcv_standin  # noqa: F401  (registers the stand-in mmcv._ext before mmseg is imported)
 import mmseg  # noqa: E402
 import torch  # noqa: E402
 from mmseg.models.backbones.swin import SwinTransformer  # noqa: E402

@@ -12,16 +12,16 @@ import copy
 import json
 import sys
 from pathlib import Path
-import mmcv_standin  # noqa: F401  (registers the stand-in mmcv._ext before mmseg is imported)
 
+import mmcv_standin  # noqa: F401  (registers the stand-in mmcv._ext before mmseg is imported)
 import mmseg  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.dataset import Compose, pseudo_collate  # noqa: E402
+from mmengine.structures import PixelData  # noqa: E402
 from mmseg.apis import inference_model, init_model  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
-from mmengine.structures import PixelData  # noqa: E402
 
 request = json.loads(Path(sys.argv[1]).read_text())
 configs = Path(mmseg.__file__).parent / ".mim" / "configs" / "swin"

@@ -112,8 +112,13 @@ def test_segmentor_matches_mmsegmentation(tmp_path):
         "auxiliary_head": dict(SMALL["auxiliary_head"], in_channels=128),
     }
     request = dict(
-        config=SEG_CONFIG, model=mm_model, checkpoint=str(tmp_path / "theirs.pth"), images=images,
-        crop_size=[256, 256], stride=[171, 171], loss_batch=str(tmp_path / "batch.pt"),
+        config=SEG_CONFIG,
+        model=mm_model,
+        checkpoint=str(tmp_path / "theirs.pth"),
+        images=images,
+        crop_size=[256, 256],
+        stride=[171, 171],
+        loss_batch=str(tmp_path / "batch.pt"),
     )
     (tmp_path / "request.json").write_text(json.dumps(request))
     reference = Path(__file__).with_name("mmseg_segmentor_reference.py")

@@ -15,9 +15,9 @@ import swinseg
 from swinseg.models.heads import ReLU
 from swinseg.models.segmentor import EncoderDecoder, seg_cross_entropy
 from swinseg.models.zoo import get_spec, list_models
+from swinseg.predict import predict, predict_logits, tta_probs, upsampled_argmax
 
 from ..helpers import randomize_
-from swinseg.predict import predict, predict_logits, tta_probs, upsampled_argmax
 
 TINY = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
 SMALL = dict(
@@ -172,7 +172,8 @@ def test_predict_returns_the_original_size(size):
 def test_fuzzed_predict_gives_labels_at_the_original_size(h, w, batch, window, slide, crop, stride_ratio, scale):
     model = EncoderDecoder(
         backbone=dict(embed_dims=8, depths=[2, 2, 2, 2], num_heads=[1, 1, 2, 2], window_size=window),
-        decode_head=dict(channels=8, num_classes=4), auxiliary_head=None,
+        decode_head=dict(channels=8, num_classes=4),
+        auxiliary_head=None,
         test_cfg=dict(mode="slide" if slide else "whole", crop_size=[crop, crop], stride=[max(int(crop * stride_ratio), 1)] * 2),
         test_pipeline=dict(scale=scale if scale is not None else [2048, 512]),
     ).eval()

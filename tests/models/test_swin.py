@@ -116,7 +116,11 @@ def test_drop_path_rates_rise_linearly_and_are_off_in_eval():
 def test_frozen_stages_follow_mmseg():
     model = SwinTransformer(depths=(1, 1, 1, 1), frozen_stages=2)
     model.train()
-    frozen = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("stages") else "") for n, p in model.named_parameters() if not p.requires_grad}
+    frozen = {
+        n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("stages") else "")
+        for n, p in model.named_parameters()
+        if not p.requires_grad
+    }
     assert frozen == {"patch_embed", "stages.0", "stages.1", "norm0", "norm1"}
     assert not model.stages[1].training and model.stages[2].training
 
@@ -134,7 +138,11 @@ def test_gradient_checkpointing_gives_same_gradients():
 
 
 def test_absolute_position_embedding_resizes_to_the_grid():
-    model = randomize_(SwinTransformer(use_abs_pos_embed=True, pretrain_img_size=64, embed_dims=8, depths=(1, 1), num_heads=(1, 1), strides=(4, 2), out_indices=(0, 1))).eval()
+    model = randomize_(
+        SwinTransformer(
+            use_abs_pos_embed=True, pretrain_img_size=64, embed_dims=8, depths=(1, 1), num_heads=(1, 1), strides=(4, 2), out_indices=(0, 1)
+        )
+    ).eval()
     assert model.absolute_pos_embed.shape == (1, 256, 8)
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 40, 96))

@@ -111,7 +111,11 @@ def test_backbone_matches_hf_for_any_size_and_window(tmp_path_factory, h, w, bat
     heads = (1, 2, 2, 4)[: len(depths)]
     ref = _hf_backbone(tmp, embed_dim=8, depths=list(depths), num_heads=list(heads), window_size=window)
     ours = SwinTransformer(
-        embed_dims=8, depths=depths, num_heads=heads, window_size=window, strides=(4,) + (2,) * (len(depths) - 1),
+        embed_dims=8,
+        depths=depths,
+        num_heads=heads,
+        window_size=window,
+        strides=(4,) + (2,) * (len(depths) - 1),
         out_indices=tuple(range(len(depths))),
     ).eval()
     swinseg.load_checkpoint(ours, tmp / "hfb")
@@ -167,7 +171,9 @@ def test_training_gradients_match_timm(tmp_path, with_cp):
     with ``with_cp``); the gradients must still be timm's plain autograd ones."""
     ref = randomize_(timm.create_model("swin_tiny_patch4_window7_224", drop_path_rate=0.0)).train()
     torch.save(ref.state_dict(), tmp_path / "timm.pth")
-    ours = swinseg.create_model("swin_tiny_patch4_window7_224", pretrained=tmp_path / "timm.pth", drop_path_rate=0.0, with_cp=with_cp).train()
+    ours = swinseg.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=tmp_path / "timm.pth", drop_path_rate=0.0, with_cp=with_cp
+    ).train()
     x = torch.randn(2, 3, 224, 224)
     weights = torch.randn(2, 1000)
     grads = {}

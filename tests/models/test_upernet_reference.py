@@ -24,9 +24,7 @@ def _hf_upernet(window: int = 7) -> UperNetForSemanticSegmentation:
         drop_path_rate=0.0,
         out_features=["stage1", "stage2", "stage3", "stage4"],
     )
-    config = UperNetConfig(
-        backbone_config=backbone, hidden_size=24, auxiliary_in_channels=64, auxiliary_channels=8, num_labels=6
-    )
+    config = UperNetConfig(backbone_config=backbone, hidden_size=24, auxiliary_in_channels=64, auxiliary_channels=8, num_labels=6)
     return randomize_(UperNetForSemanticSegmentation(config)).eval()
 
 

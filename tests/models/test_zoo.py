@@ -40,8 +40,17 @@ def test_overrides_merge_and_unknown_keys_are_named():
 
 
 def test_seed_package_constructors_build_the_real_model():
-    model = swin_t(hidden_dim=96, layers=(2, 2, 6, 2), heads=(3, 6, 12, 24), channels=3, num_classes=3, head_dim=32,
-                   window_size=7, downscaling_factors=(4, 2, 2, 2), relative_pos_embedding=True)
+    model = swin_t(
+        hidden_dim=96,
+        layers=(2, 2, 6, 2),
+        heads=(3, 6, 12, 24),
+        channels=3,
+        num_classes=3,
+        head_dim=32,
+        window_size=7,
+        downscaling_factors=(4, 2, 2, 2),
+        relative_pos_embedding=True,
+    )
     assert _count(model) == 28_288_354 - 769 * (1000 - 3)
     reference = swinseg.create_model("swin_tiny_patch4_window7_224", num_classes=3)
     reference.load_state_dict(model.state_dict())

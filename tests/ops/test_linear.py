@@ -39,7 +39,6 @@ def test_gradients_take_f_linear(fresh) -> None:
     assert not any(key.startswith("linear/") for key in ops.choices())
 
 
-
 def test_weights_updated_by_the_fused_optimizer_are_used_at_once() -> None:
     """The fused AdamW changes weights without bumping their version counter: inference right
     after a step must see the new weights (no stale copy of them anywhere)."""

@@ -63,8 +63,12 @@ def test_forced_restored_and_tune_off_take_precedence(fresh, monkeypatch: pytest
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("attention=flash", "choose one of: sdpa, bmm, bmm_f32"), ("matmul=fast", "operations: attention, chunk, conv3x3"),
-     ("tune=maybe", "tune must be 'on' or 'off'"), ("sdpa", "expected OP=KERNEL")],
+    [
+        ("attention=flash", "choose one of: sdpa, bmm, bmm_f32"),
+        ("matmul=fast", "operations: attention, chunk, conv3x3"),
+        ("tune=maybe", "tune must be 'on' or 'off'"),
+        ("sdpa", "expected OP=KERNEL"),
+    ],
 )
 def test_the_environment_variable_is_checked(fresh, monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
     monkeypatch.setenv(ops.ENV, value)

@@ -12,10 +12,10 @@ import swinseg
 from swinseg import SwinTransformer
 from swinseg.cli import main
 from swinseg.models.segmentor import EncoderDecoder
+from swinseg.predict import preprocess
 from swinseg.tools.export import Deployable, compare_onnx, export_onnx, size_range, trace_side
 
 from ..helpers import DEMO_CONFIG, randomize_
-from swinseg.predict import preprocess
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -31,7 +31,9 @@ def _input_dims(path):
 
 
 def test_segmentor_exports_with_dynamic_sizes_and_matches_pytorch(tmp_path, capsys):
-    model = randomize_(EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=dict(channels=8, num_classes=5)))
+    model = randomize_(
+        EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=dict(channels=8, num_classes=5))
+    )
     ckpt = swinseg.save_checkpoint(model.eval(), tmp_path / "seg.safetensors")
     out = tmp_path / "seg.onnx"
     assert main(["export", str(ckpt), "--onnx", str(out)]) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -12,10 +12,10 @@ import torch
 
 import swinseg
 from swinseg import SwinTransformer
-from swinseg.weights import cache_dir, download
-from swinseg.weights.formats import from_native
 from swinseg.configs.schema import full_config
 from swinseg.models import zoo
+from swinseg.weights import cache_dir, download
+from swinseg.weights.formats import from_native
 
 from ..helpers import randomize_
 

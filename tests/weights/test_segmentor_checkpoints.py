@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import swinseg
-from swinseg.weights import detect_format, from_native
 from swinseg.models import zoo
+from swinseg.weights import detect_format, from_native
 
 from ..helpers import max_diff, randomize_
 
