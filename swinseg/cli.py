@@ -7,10 +7,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .models.factory import Source
 from .ops.precision import DTYPES
 
 __all__ = ["main"]
@@ -21,15 +21,13 @@ def _weights(text: str) -> str | bool:
     return True if text.lower() == "true" else text
 
 
-def _load(
-    model: str | dict | Source, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False
-) -> torch.nn.Module:
+def _load(model: Any, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False) -> torch.nn.Module:
     """The model ``model`` names (:func:`swinseg.models.resolve`) in eval mode on ``device``:
     weights from ``checkpoint``, else a checkpoint's own, else (``published``) a registered
     model's published ones."""
     from .models import create_model, resolve
 
-    source = model if isinstance(model, Source) else resolve(model)
+    source = resolve(model)
     pretrained = checkpoint if checkpoint is not None else (True if published and source.kind == "registered" else None)
     return create_model(source, pretrained=pretrained, dtype=dtype).to(device).eval()
 
@@ -52,19 +50,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_test(args: argparse.Namespace) -> None:
     from .engine.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(
-        args.config,
-        args.checkpoint,
-        args.set,
-        args.device,
-        args.dtype,
-        args.mode,
-        args.crop,
-        args.stride,
-        args.tta,
-        args.show_dir,
-        args.out,
-    )
+    options = {k: getattr(args, k) for k in ("device", "dtype", "mode", "crop", "stride", "tta", "show_dir", "out")}
+    evaluate_checkpoint(args.config, args.checkpoint, args.set, **options)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -95,17 +82,9 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config_fps(
-        args.config,
-        args.set,
-        args.checkpoint,
-        args.device,
-        args.dtype,
-        torch.bfloat16 if args.bf16 else None,
-        args.compile,
-        args.images,
-        args.warmup,
-    )
+    autocast = torch.bfloat16 if args.bf16 else None
+    options = {k: getattr(args, k) for k in ("device", "dtype", "compile", "images", "warmup")}
+    config_fps(args.config, args.set, args.checkpoint, autocast=autocast, **options)
 
 
 def cmd_flops(args: argparse.Namespace) -> None:

@@ -42,8 +42,9 @@ class Source:
     location: str | None = None
 
 
-def resolve(argument: str | os.PathLike | dict[str, Any]) -> Source:
-    """Say what ``argument`` names, by the first rule that applies:
+def resolve(argument: str | os.PathLike | dict[str, Any] | Source) -> Source:
+    """Say what ``argument`` names (a :class:`Source` is returned as it is), by the first rule
+    that applies:
 
     1. a dict: a training config (:func:`swinseg.configs.load_config`'s result);
     2. a URL (``http``, ``https``, ``file``): a checkpoint, downloaded and cached;
@@ -54,6 +55,8 @@ def resolve(argument: str | os.PathLike | dict[str, Any]) -> Source:
 
     Anything else is a KeyError that lists what was tried and the closest names.
     """
+    if isinstance(argument, Source):
+        return argument
     if isinstance(argument, dict):
         return Source("config", str(argument.get("source", "<config>")), config=argument)
     text = os.fspath(argument)
@@ -106,7 +109,7 @@ def create_model(
     (:mod:`swinseg.ops.precision`). ``overrides`` are merged into the model config (nested dicts
     recursively, e.g. ``decode_head=dict(num_classes=19)``); an unknown key is an error naming it.
     """
-    source = name if isinstance(name, Source) else resolve(name)
+    source = resolve(name)
     builder, config = _architecture(source)
     model = builder(**merge_config(config, overrides))
     weights = _weights(source, pretrained)

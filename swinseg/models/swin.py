@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from ..configs.schema import plain
 from ..data.transforms import Preprocessing
 from ..ops import chunk_tokens, linear, relative_position_index, window_attention
 
@@ -430,9 +431,7 @@ class SwinTransformer(nn.Module):
         always_partition: bool | None = None,
     ) -> None:
         super().__init__()
-        self.config: dict[str, Any] = {
-            k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items() if k not in ("self", "__class__")
-        }
+        self.config: dict[str, Any] = plain({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         num_stages = len(depths)
         if len(num_heads) != num_stages or len(strides) != num_stages:
             raise ValueError(
