@@ -121,7 +121,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if not isinstance(model, EncoderDecoder):
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
     set_test_mode(model, args.mode, args.crop, args.stride)
-    predict_files(model, args.inputs, args.out, tta=args.tta, batch_size=args.batch_size, opacity=args.opacity)
+    bits = args.confidence_bits if args.confidence else 0
+    predict_files(model, args.inputs, args.out, args.tta, args.batch_size, args.opacity, bits, args.probs)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -284,6 +285,11 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     _add_dtype(p)
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
+    p.add_argument("--confidence", action="store_true", help="also write <name>_conf.png: the predicted class's probability")
+    p.add_argument("--confidence-bits", type=int, choices=(8, 16), default=8, help="confidence PNG depth: 0..255 or 0..65535 (default 8)")
+    p.add_argument(
+        "--probs", type=int, default=0, metavar="K", help="also write <name>_probs.npz: the K most probable classes and their probabilities"
+    )
     p.set_defaults(func=cmd_predict)
 
 

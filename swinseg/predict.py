@@ -12,8 +12,8 @@ tensor-level (``EncoderDecoder.inference``, ``SwinTransformer.forward``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -25,13 +25,16 @@ from .models.heads import resize
 from .models.segmentor import EncoderDecoder, resized_rows, row_strips
 
 __all__ = [
+    "Prediction",
     "TTA_RATIOS",
     "classify",
     "inference",
     "predict",
     "predict_logits",
+    "predict_outputs",
     "preprocess",
     "set_test_mode",
+    "summarize",
     "top_classes",
     "tta_probs",
     "upsampled_argmax",
@@ -102,17 +105,88 @@ def tta_probs(
     return total / views
 
 
+@dataclass
+class Prediction:
+    """One image's outputs at its original size, on the CPU: ``labels`` (H, W) int64 class ids;
+    when asked for, ``confidence`` (H, W) float32, the probability of the predicted class;
+    ``entropy`` (H, W) float32, of the class distribution in nats; ``topk_classes`` (K, H, W)
+    int64 and ``topk_probs`` (K, H, W) float32, the K most probable classes, the first being
+    ``labels``. Probabilities are the softmax of the logits, or under TTA the mean of the views'."""
+
+    labels: Tensor
+    confidence: Tensor | None = None
+    entropy: Tensor | None = None
+    topk_classes: Tensor | None = None
+    topk_probs: Tensor | None = None
+
+
+def _strips(
+    scores: Tensor, size: Sequence[int], align_corners: bool, resized: bool, max_elements: int
+) -> Iterator[tuple[int, int, Tensor]]:
+    """``(top, bottom, (C, bottom - top, W) scores)`` covering the (C, H, W) image: the bilinear
+    resize of (C, h, w) ``scores`` to ``size``, or ``scores`` themselves when ``resized``; in
+    strips of rows of about ``max_elements`` values (a 20000 x 20000 image with 150 classes would
+    otherwise need 240 GB)."""
+    height, width = size
+    classes = scores.shape[0]
+    if classes * height * width <= max_elements:
+        yield 0, height, scores if resized else resize(scores[None], size, align_corners)[0]
+        return
+    for top, bottom in row_strips(height, classes * width, max_elements):
+        yield top, bottom, scores[:, top:bottom] if resized else resized_rows(scores[None], size, top, bottom, align_corners)[0]
+
+
+def summarize(
+    scores: Tensor,
+    size: Sequence[int],
+    align_corners: bool = False,
+    probabilities: bool = False,
+    confidence: bool = False,
+    entropy: bool = False,
+    topk: int = 0,
+    max_elements: int = 2**26,
+) -> Prediction:
+    """A :class:`Prediction` from (C, h, w) logits resized bilinearly to ``size`` (H, W), or from
+    (C, H, W) ``probabilities`` already at that size (TTA), strip by strip (:func:`_strips`)."""
+    height, width = size
+    classes = scores.shape[0]
+    out = Prediction(torch.empty((height, width), dtype=torch.int64))
+    if confidence:
+        out.confidence = torch.empty((height, width))
+    if entropy:
+        out.entropy = torch.empty((height, width))
+    k = min(topk, classes)
+    if k:
+        out.topk_classes, out.topk_probs = torch.empty((k, height, width), dtype=torch.int64), torch.empty((k, height, width))
+    for top, bottom, strip in _strips(scores, size, align_corners, probabilities, max_elements):
+        _fill(out, slice(top, bottom), strip, probabilities, k)
+        del strip  # before the next strip is made: one strip in memory at a time
+    return out
+
+
+def _fill(out: Prediction, rows: slice, strip: Tensor, probabilities: bool, k: int) -> None:
+    """Write the rows ``rows`` of ``out`` from the (C, rows, W) ``strip`` of logits or probabilities."""
+    labels = strip.argmax(0)
+    out.labels[rows] = labels.cpu()
+    if out.confidence is None and out.entropy is None and not k:
+        return
+    probs = strip if probabilities else strip.float().softmax(0)
+    best = probs.gather(0, labels[None])[0]
+    if out.confidence is not None:
+        out.confidence[rows] = best.cpu()
+    if out.entropy is not None:
+        logs = probs.clamp_min(torch.finfo(probs.dtype).tiny).log() if probabilities else strip.float().log_softmax(0)
+        out.entropy[rows] = -(probs * logs).sum(0).cpu()
+    if k:
+        values, indices = probs.topk(k, dim=0)
+        values[0], indices[0] = best, labels  # the first is the label map's class, ties included
+        out.topk_classes[:, rows], out.topk_probs[:, rows] = indices.cpu(), values.cpu()
+
+
 def upsampled_argmax(logits: Tensor, size: Sequence[int], align_corners: bool = False, max_elements: int = 2**26) -> Tensor:
     """argmax over classes of (C, h, w) ``logits`` resized bilinearly to ``size``, as an (H, W)
-    int64 CPU tensor; beyond ``max_elements`` resized values, in strips of rows of about that
-    many (a 20000 x 20000 image with 150 classes would otherwise need 240 GB)."""
-    height, width = size
-    if logits.shape[0] * height * width <= max_elements:
-        return resize(logits[None], size, align_corners)[0].argmax(0).cpu()
-    labels = torch.empty((height, width), dtype=torch.int64)
-    for top, bottom in row_strips(height, logits.shape[0] * width, max_elements):
-        labels[top:bottom] = resized_rows(logits[None], size, top, bottom, align_corners)[0].argmax(0).cpu()
-    return labels
+    int64 CPU tensor, in bounded memory (:func:`summarize`)."""
+    return summarize(logits, size, align_corners, max_elements=max_elements).labels
 
 
 def _as_list(images: ImageLike | Sequence[ImageLike]) -> tuple[list[ImageLike], bool]:
@@ -121,43 +195,61 @@ def _as_list(images: ImageLike | Sequence[ImageLike]) -> tuple[list[ImageLike], 
 
 
 @torch.no_grad()
-def predict(
+def predict_outputs(
     model: EncoderDecoder,
     images: ImageLike | Sequence[ImageLike],
     mode: str | None = None,
     tta: bool = False,
     batch_size: int = 1,
-) -> list[Tensor]:
-    """Label maps (H, W) int64 on the CPU, one per image at its original size.
+    confidence: bool = False,
+    entropy: bool = False,
+    topk: int = 0,
+) -> list[Prediction]:
+    """A :class:`Prediction` per image at its original size: labels, and the confidence,
+    entropy and top-``topk`` classes asked for.
 
     ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255. Consecutive
     images whose resized inputs share a size are inferred together, up to ``batch_size``.
     ``tta`` averages the multi-scale + flip views of :func:`tta_probs`. The model is in eval
     mode while predicting.
     """
+    if topk < 0:
+        raise ValueError(f"topk must be 0 or more, got {topk}")
+    wanted = dict(confidence=confidence, entropy=entropy, topk=topk)
     images, _ = _as_list(images)
     was_training = model.training
     model.eval()
     try:
         if tta:
-            return [tta_probs(model, image, mode=mode).argmax(0).cpu() for image in images]
-        out: list[Tensor] = []
+            return [
+                summarize(probs, probs.shape[1:], probabilities=True, **wanted)
+                for probs in (tta_probs(model, im, mode=mode) for im in images)
+            ]
+        out: list[Prediction] = []
         pending: list[tuple[Tensor, tuple[int, int]]] = []
         for image in images:
             rgb = as_rgb(image)
             x = preprocess(model, rgb)
             if pending and (len(pending) == batch_size or pending[0][0].shape != x.shape):
-                out += _infer_batch(model, pending, mode)
+                out += _infer_batch(model, pending, mode, wanted)
                 pending = []
             pending.append((x, rgb.shape[:2]))
-        return out + (_infer_batch(model, pending, mode) if pending else [])
+        return out + (_infer_batch(model, pending, mode, wanted) if pending else [])
     finally:
         model.train(was_training)
 
 
-def _infer_batch(model: EncoderDecoder, batch: list[tuple[Tensor, tuple[int, int]]], mode: str | None) -> list[Tensor]:
+def _infer_batch(model: EncoderDecoder, batch: list[tuple[Tensor, tuple[int, int]]], mode: str | None, wanted: dict) -> list[Prediction]:
     logits = model.inference(torch.cat([x for x, _ in batch]), mode)
-    return [upsampled_argmax(lg, size, model.decode_head.align_corners) for lg, (_, size) in zip(logits, batch, strict=True)]
+    align = model.decode_head.align_corners
+    return [summarize(lg, size, align, **wanted) for lg, (_, size) in zip(logits, batch, strict=True)]
+
+
+def predict(
+    model: EncoderDecoder, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False, batch_size: int = 1
+) -> list[Tensor]:
+    """Label maps (H, W) int64 on the CPU, one per image at its original size (:func:`predict_outputs`)."""
+    return [p.labels for p in predict_outputs(model, images, mode, tta, batch_size)]
 
 
 @torch.no_grad()
@@ -177,16 +269,26 @@ def classify(model: nn.Module, images: ImageLike | Sequence[ImageLike], size: in
 
 
 def inference(
-    model: nn.Module, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False, batch_size: int = 1
-) -> Tensor | list[Tensor]:
+    model: nn.Module,
+    images: ImageLike | Sequence[ImageLike],
+    mode: str | None = None,
+    tta: bool = False,
+    batch_size: int = 1,
+    confidence: bool = False,
+    entropy: bool = False,
+    topk: int = 0,
+) -> Tensor | Prediction | list[Tensor] | list[Prediction]:
     """``swinseg.inference(model, "image.jpg")``: a segmentor's (H, W) label map at the image's
     size (:func:`predict`), or a classifier's (num_classes,) probabilities (:func:`classify`).
-    One image gives one tensor; a list gives a list."""
+    With ``confidence``, ``entropy`` or ``topk``, a segmentor gives a :class:`Prediction`
+    instead. One image gives one result; a list gives a list."""
     batch, single = _as_list(images)
-    if isinstance(model, EncoderDecoder):
-        out = predict(model, batch, mode=mode, tta=tta, batch_size=batch_size)
-    else:
+    if not isinstance(model, EncoderDecoder):
         out = classify(model, batch)
+    elif confidence or entropy or topk:
+        out = predict_outputs(model, batch, mode, tta, batch_size, confidence, entropy, topk)
+    else:
+        out = predict(model, batch, mode=mode, tta=tta, batch_size=batch_size)
     return out[0] if single else out
 
 

@@ -1,9 +1,11 @@
 """``swinseg predict`` as a library function: images, folders or globs in; a label map (PNG of
-class ids) and a colour overlay per image out; a summary of what was segmented."""
+class ids), a colour overlay and, when asked, a confidence map and the top-K classes per image
+out; a summary of what was segmented."""
 
 from __future__ import annotations
 
 import glob
+import io
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +18,7 @@ from tqdm import tqdm
 from ..data import read_image
 from ..files import atomic_write
 from ..models.segmentor import EncoderDecoder
-from ..predict import predict
+from ..predict import predict_outputs
 from ..visualize import overlay
 
 __all__ = ["IMAGE_SUFFIXES", "expand_inputs", "predict_files"]
@@ -49,20 +51,42 @@ def _write_image(path: Path, image: np.ndarray) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
 
 
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
 def predict_files(
-    model: EncoderDecoder, inputs: Sequence[str], out: str | Path, tta: bool = False, batch_size: int = 1, opacity: float = 0.5
+    model: EncoderDecoder,
+    inputs: Sequence[str],
+    out: str | Path,
+    tta: bool = False,
+    batch_size: int = 1,
+    opacity: float = 0.5,
+    confidence_bits: int = 0,
+    probs: int = 0,
 ) -> np.ndarray:
     """Segment every image of ``inputs`` into ``out``: ``<name>.png`` (0-based class ids) and
-    ``<name>_overlay.jpg``; a repeated name gets ``_1``, ``_2``... Unreadable images are
-    reported and skipped, then named in one error at the end. Returns the pixel count per class."""
+    ``<name>_overlay.jpg``; with ``confidence_bits`` (8 or 16) ``<name>_conf.png``, the
+    probability of the predicted class scaled to 0..255 or 0..65535; with ``probs`` K,
+    ``<name>_probs.npz`` holding ``classes`` (K, H, W) and ``probs`` (K, H, W) float16, the K most
+    probable classes (``classes[0]`` is the label map). A repeated name gets ``_1``, ``_2``...
+    Unreadable images are reported and skipped, then named in one error at the end. Returns the
+    pixel count per class."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"--opacity must lie in [0, 1], got {opacity}")
     if batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    if confidence_bits not in (0, 8, 16):
+        raise ValueError(f"--confidence-bits must be 8 or 16, got {confidence_bits}")
+    if not 0 <= probs <= model.num_classes:
+        raise ValueError(f"--probs must lie in [1, {model.num_classes}] (the model's classes), got {probs}")
     images = expand_inputs(inputs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classes, palette = model.dataset_meta["classes"], model.dataset_meta["palette"]
+    id_type = np.uint8 if model.num_classes <= 256 else np.uint16
     stems: dict[str, int] = {}
     failed: list[str] = []
     counts = np.zeros(model.num_classes, np.int64)
@@ -79,13 +103,20 @@ def predict_files(
             except (ValueError, FileNotFoundError) as e:
                 failed.append(str(path))
                 progress.write(f"error: {e}", file=sys.stderr)
-        labels = predict(model, rgbs, tta=tta, batch_size=batch_size) if rgbs else []
-        for path, rgb, label in zip(readable, rgbs, labels, strict=True):
-            ids = label.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
+        outputs = predict_outputs(model, rgbs, tta=tta, batch_size=batch_size, confidence=bool(confidence_bits), topk=probs) if rgbs else []
+        for path, rgb, output in zip(readable, rgbs, outputs, strict=True):
+            ids = output.labels.numpy().astype(id_type)
             stem = path.stem if path.stem not in stems else f"{path.stem}_{stems[path.stem]}"
             stems[path.stem] = stems.get(path.stem, 0) + 1
             _write_image(out / f"{stem}.png", ids)
             _write_image(out / f"{stem}_overlay.jpg", cv2.cvtColor(overlay(rgb, ids, classes, palette, opacity), cv2.COLOR_RGB2BGR))
+            if confidence_bits:
+                scale = 2**confidence_bits - 1
+                conf = (output.confidence * scale).round().numpy().astype(np.uint8 if confidence_bits == 8 else np.uint16)
+                _write_image(out / f"{stem}_conf.png", conf)
+            if probs:
+                top = output.topk_classes.numpy().astype(id_type)
+                _write_npz(out / f"{stem}_probs.npz", classes=top, probs=output.topk_probs.numpy().astype(np.float16))
             counts += np.bincount(ids.ravel(), minlength=model.num_classes)[: model.num_classes]
     progress.close()
     elapsed = time.perf_counter() - start
