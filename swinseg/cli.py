@@ -122,7 +122,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
     set_test_mode(model, args.mode, args.crop, args.stride)
     bits = args.confidence_bits if args.confidence else 0
-    predict_files(model, args.inputs, args.out, args.tta, args.batch_size, args.opacity, bits, args.probs)
+    predict_files(model, args.inputs, args.out, args.tta, args.batch_size, args.opacity, bits, args.probs, args.tiled, args.frame_labels)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -269,9 +269,10 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="segment images: label maps (PNG, class ids) and colour overlays with a legend",
-        description="Segment images, folders or glob patterns with a registered segmentor (its model-zoo weights "
-        "unless --checkpoint is given) or a checkpoint file. Writes DIR/<name>.png (0-based class ids) and "
-        "DIR/<name>_overlay.jpg per image.",
+        description="Segment images, videos, folders or glob patterns with a registered segmentor (its model-zoo weights "
+        "unless --checkpoint is given), a config with --checkpoint, or a checkpoint file. Writes DIR/<name>.png (0-based "
+        "class ids) and DIR/<name>_overlay.jpg per image; DIR/<name>_overlay.mp4 per video; DIR/<name>.tif for TIFF "
+        "scenes over 8192 x 8192 pixels, streamed at native resolution.",
     )
     p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="registered segmentor name or checkpoint file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
@@ -290,6 +291,8 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--probs", type=int, default=0, metavar="K", help="also write <name>_probs.npz: the K most probable classes and their probabilities"
     )
+    p.add_argument("--tiled", action="store_true", help="stream every TIFF at native resolution (default: those over 8192 x 8192)")
+    p.add_argument("--frame-labels", action="store_true", help="videos: also write every frame's label map to <name>_labels/")
     p.set_defaults(func=cmd_predict)
 
 

@@ -17,9 +17,11 @@ def home() -> Path:
     return Path(os.environ.get("SWINSEG_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "swinseg"))
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary file beside ``path`` that :func:`atomic_write` fills before renaming it."""
-    return path.with_name(_PARTIAL.format(name=path.name))
+def partial_path(path: Path, keep_suffix: bool = False) -> Path:
+    """The temporary file beside ``path`` that :func:`atomic_write` fills before renaming it;
+    ending in ``path``'s own suffix with ``keep_suffix`` (for writers that pick the format by
+    it, as OpenCV's video writer does)."""
+    return path.with_name(_PARTIAL.format(name=path.name) + (path.suffix if keep_suffix else ""))
 
 
 def remove_partials(folder: Path, pattern: str = "*") -> None:
@@ -28,11 +30,11 @@ def remove_partials(folder: Path, pattern: str = "*") -> None:
         partial.unlink(missing_ok=True)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:
     """Run ``write`` on :func:`partial_path` of ``path``, flush it to disk, then rename it into
     place. If ``write`` raises (a failed download, a failed hash check), nothing is replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
+    tmp = partial_path(path, keep_suffix)
     try:
         write(tmp)
         with open(tmp, "rb") as f:

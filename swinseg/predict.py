@@ -166,7 +166,7 @@ def summarize(
 
 def _fill(out: Prediction, rows: slice, strip: Tensor, probabilities: bool, k: int) -> None:
     """Write the rows ``rows`` of ``out`` from the (C, rows, W) ``strip`` of logits or probabilities."""
-    labels = strip.argmax(0)
+    labels = strip.max(0).indices  # argmax over classes (the first of equal maxima), without its slow strided scan
     out.labels[rows] = labels.cpu()
     if out.confidence is None and out.entropy is None and not k:
         return

@@ -180,12 +180,15 @@ class EncoderDecoder(nn.Module):
         """Normalized (B, 3, H, W) -> the backbone's list of (B, C_i, H/2^(i+2), W/2^(i+2)) maps."""
         return self.backbone(inputs)
 
-    def encode_decode(self, inputs: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, num_classes, H, W) decode-head logits resized to the input, in at
-        least float32 (a bf16/fp16 model's logits are resized in float32)."""
+    def decode(self, inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, num_classes, H/4, W/4) decode-head logits in at least float32
+        (a bf16/fp16 model's logits are resized in float32)."""
         logits = self.decode_head(self.extract_feat(inputs))
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        return resize(logits, inputs.shape[-2:], self.decode_head.align_corners)
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+    def encode_decode(self, inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, num_classes, H, W): :meth:`decode` resized to the input."""
+        return resize(self.decode(inputs), inputs.shape[-2:], self.decode_head.align_corners)
 
     def forward(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor | dict[str, Tensor]:
         """Logits as :meth:`encode_decode`; with ``labels``, the training losses of :meth:`loss`

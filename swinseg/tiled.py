@@ -1,0 +1,179 @@
+"""Segmenting TIFF/BigTIFF images too large to hold (remote-sensing scenes, gigapixel scans) at
+their native resolution, in memory that does not grow with the image's height.
+
+The semantics are MMSegmentation's slide inference over the whole image: a grid of
+``crop`` x ``crop`` windows every ``stride`` pixels, the last row and column clamped to the
+bottom/right edge, each window's logits resized to the window and summed into place, the sums
+divided by the number of windows covering each pixel. Only the order of work changes: window
+rows are read and inferred top to bottom, their decode-head logits (1/4 resolution) kept while an
+output band needs them, and the label map is written as a tiled TIFF band by band. A pixel's sum
+adds the same windows in the same order as :meth:`EncoderDecoder.slide_inference`, so the labels
+equal the in-memory path at the same (native) scale.
+
+Memory: the image bands of one window row (crop x width x 3 bytes), the 1/4-resolution logits of
+the window rows an output band touches (about 2 x (width / stride) x classes x (crop / 4)^2
+floats) and one output block of classes x tile x block floats.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from .data.tiff import TiffReader, write_tiled
+from .data.transforms import to_input
+from .files import atomic_write
+from .models.heads import resize
+from .models.segmentor import EncoderDecoder
+from .predict import summarize
+
+__all__ = ["predict_tiff", "slide_grid"]
+
+
+def slide_grid(length: int, crop: int, stride: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of the windows along one axis, as MMSegmentation's slide inference places
+    them: ``max(length - crop + stride - 1, 0) // stride + 1`` windows, clamped to the end."""
+    count = max(length - crop + stride - 1, 0) // stride + 1
+    out = []
+    for i in range(count):
+        end = min(i * stride + crop, length)
+        out.append((max(end - crop, 0), end))
+    return out
+
+
+class _WindowLogits:
+    """The 1/4-resolution logits of each window row, computed when first needed and dropped
+    once no later band needs them."""
+
+    def __init__(self, model: EncoderDecoder, reader: TiffReader, rows: list[tuple[int, int]], cols: list[tuple[int, int]]) -> None:
+        self.model, self.reader, self.rows, self.cols = model, reader, rows, cols
+        self.cache: dict[int, list[Tensor]] = {}
+        pre = model.preprocessing
+        self.mean, self.std = pre.mean, pre.std
+        weight = next(model.parameters())
+        self.device, self.dtype = weight.device, weight.dtype
+
+    @torch.no_grad()
+    def row(self, i: int) -> list[Tensor]:
+        if i not in self.cache:
+            y1, y2 = self.rows[i]
+            band = self.reader.read_rows(y1, y2)
+            self.cache[i] = [
+                self.model.decode(to_input(band[:, x1:x2], self.mean, self.std)[None].to(self.device, self.dtype))[0]
+                for x1, x2 in self.cols
+            ]
+        return self.cache[i]
+
+    def drop_above(self, top: int) -> None:
+        for i in [i for i in self.cache if self.rows[i][1] <= top]:
+            del self.cache[i]
+
+
+def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, right: int) -> Tensor:
+    """(C, bottom - top, right - left) slide-averaged logits of one output block."""
+    model, total, count = windows.model, None, None
+    for i, (y1, y2) in enumerate(windows.rows):
+        if y2 <= top or y1 >= bottom:
+            continue
+        for j, (x1, x2) in enumerate(windows.cols):
+            if x2 <= left or x1 >= right:
+                continue
+            logits = resize(windows.row(i)[j][None], (y2 - y1, x2 - x1), model.decode_head.align_corners)[0]
+            if total is None:
+                total = logits.new_zeros((logits.shape[0], bottom - top, right - left))
+                count = logits.new_zeros((1, bottom - top, right - left))
+            ys, xs = slice(max(y1, top), min(y2, bottom)), slice(max(x1, left), min(x2, right))
+            total[:, ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] += logits[
+                :, ys.start - y1 : ys.stop - y1, xs.start - x1 : xs.stop - x1
+            ]
+            count[:, ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] += 1
+    return total / count
+
+
+def _tiles(band: np.ndarray, tile: int) -> Iterator[np.ndarray]:
+    """(tile, tile) pieces of a (rows <= tile, width) band, left to right, zero-padded at the edges."""
+    for left in range(0, band.shape[1], tile):
+        piece = band[:, left : left + tile]
+        if piece.shape != (tile, tile):
+            piece = np.pad(piece, ((0, tile - piece.shape[0]), (0, tile - piece.shape[1])))
+        yield piece
+
+
+def predict_tiff(
+    model: EncoderDecoder,
+    source: str | os.PathLike,
+    dest: str | os.PathLike,
+    crop: int | None = None,
+    stride: int | None = None,
+    confidence_bits: int = 0,
+    tile: int = 256,
+    block: int = 1024,
+    progress: bool = True,
+) -> dict:
+    """Segment the TIFF/BigTIFF ``source`` at its native resolution into ``dest``, a tiled TIFF
+    of class ids (BigTIFF when needed) with ``source``'s georeferencing tags; with
+    ``confidence_bits`` (8 or 16), also ``<dest stem>_conf.tif``. ``crop``/``stride`` default to
+    the model's ``test_cfg``. Returns what was done: size, windows, seconds."""
+    model.eval()
+    crop = crop or model.test_cfg["crop_size"][0]
+    stride = stride or model.test_cfg["stride"][0]
+    if min(crop, stride, tile, block) <= 0 or tile % 16 or block % tile:
+        raise ValueError(
+            f"crop and stride must be positive, tile a multiple of 16 and block of tile; got {crop}, {stride}, {tile}, {block}"
+        )
+    if confidence_bits not in (0, 8, 16):
+        raise ValueError(f"confidence_bits must be 0, 8 or 16, got {confidence_bits}")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with TiffReader(source) as reader, tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
+        height, width = reader.height, reader.width
+        windows = _WindowLogits(model, reader, slide_grid(height, crop, stride), slide_grid(width, crop, stride))
+        ids = np.uint8 if model.num_classes <= 256 else np.uint16
+        conf_type = np.uint8 if confidence_bits == 8 else np.uint16
+        raw = Path(scratch) / "confidence.raw"
+        bar = tqdm(total=height, desc="predict", unit="row", disable=not (progress and sys.stderr.isatty()))
+
+        def label_tiles() -> Iterator[np.ndarray]:
+            with open(raw, "wb") as conf_file:
+                for top in range(0, height, tile):
+                    bottom = min(top + tile, height)
+                    labels = np.empty((bottom - top, width), ids)
+                    confidence = np.empty((bottom - top, width), conf_type) if confidence_bits else None
+                    for left in range(0, width, block):
+                        right = min(left + block, width)
+                        scores = _block_scores(windows, top, bottom, left, right)
+                        out = summarize(scores, scores.shape[1:], model.decode_head.align_corners, confidence=bool(confidence_bits))
+                        labels[:, left:right] = out.labels.numpy()
+                        if confidence is not None:
+                            confidence[:, left:right] = (out.confidence * (2**confidence_bits - 1)).round().numpy()
+                    windows.drop_above(bottom)
+                    if confidence is not None:
+                        conf_file.write(confidence.tobytes())
+                    bar.update(bottom - top)
+                    yield from _tiles(labels, tile)
+
+        def conf_tiles() -> Iterator[np.ndarray]:
+            row_bytes = width * np.dtype(conf_type).itemsize
+            with open(raw, "rb") as f:
+                for top in range(0, height, tile):
+                    rows = min(tile, height - top)
+                    yield from _tiles(np.frombuffer(f.read(rows * row_bytes), conf_type).reshape(rows, width), tile)
+
+        geo, big = reader.geo_tags, reader.bigtiff
+        atomic_write(dest, lambda tmp: write_tiled(tmp, label_tiles(), (height, width), ids, tile, geo, big))
+        bar.close()
+        if confidence_bits:
+            conf_path = dest.with_name(f"{dest.stem}_conf{dest.suffix}")
+            atomic_write(conf_path, lambda tmp: write_tiled(tmp, conf_tiles(), (height, width), conf_type, tile, geo, big))
+    windows_total = len(windows.rows) * len(windows.cols)
+    return {"height": height, "width": width, "windows": windows_total, "seconds": time.perf_counter() - start}
