@@ -68,12 +68,13 @@ def cmd_check_data(args: argparse.Namespace) -> None:
     from .configs import load_config
     from .tools.check_data import check_config
 
-    reports, classes = check_config(load_config(args.config, args.set), args.workers, progress=sys.stderr.isatty())
+    reports, classes, findings = check_config(load_config(args.config, args.set), args.workers, progress=sys.stderr.isatty())
     for report in reports:
         print("\n".join(report.lines(classes)))
-    problems = sum(len(r.problems) for r in reports)
-    if problems:
-        raise ValueError(f"{problems} problem(s) found in the dataset (listed above)")
+    print("\n".join(["[label setup]", *(line for f in findings for line in f.lines())]) if findings else "[label setup] no mistakes found")
+    problems, setup = sum(len(r.problems) for r in reports), sum(f.severity == "problem" for f in findings)
+    if problems or setup:
+        raise ValueError(f"{problems} problem(s) found in the dataset files and {setup} in the label setup (listed above)")
     print("no problems found")
 
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..data.dataset import SegDataset, build_dataset
 from ..models import resolve_config
+from .label_doctor import Finding, diagnose, scan_labels
 
 __all__ = ["SplitReport", "check_split", "check_config"]
 
@@ -78,11 +79,12 @@ def check_split(dataset: SegDataset, split: str, workers: int = 4, progress: boo
     return report
 
 
-def check_config(config: dict[str, Any], workers: int = 4, progress: bool = True) -> tuple[list[SplitReport], list[str]]:
-    """Reports for the ``train`` and ``val`` splits of a resolved config, and the class names."""
+def check_config(config: dict[str, Any], workers: int = 4, progress: bool = True) -> tuple[list[SplitReport], list[str], list[Finding]]:
+    """Reports for the ``train`` and ``val`` splits of a config, the class names, and the label
+    doctor's findings (:mod:`swinseg.tools.label_doctor`)."""
     model = resolve_config(config)["model"]
     num_classes, ignore_index = model["decode_head"]["num_classes"], model["ignore_index"]
-    reports, classes = [], [str(i) for i in range(num_classes)]
+    reports, classes, scans = [], [str(i) for i in range(num_classes)], {}
     for split in ("train", "val"):
         try:
             dataset = build_dataset(config["data"], split, num_classes, ignore_index)
@@ -90,5 +92,12 @@ def check_config(config: dict[str, Any], workers: int = 4, progress: bool = True
             reports.append(SplitReport(split, problems=[str(e)]))
             continue
         classes = list(dataset.classes)
+        scans[split] = scan_labels([ann for _, ann in dataset.samples], workers, progress, desc=f"labels {split}")
         reports.append(check_split(dataset, split, workers, progress))
-    return reports, classes
+    findings = []
+    if "train" in scans:
+        data = config["data"]
+        findings = diagnose(
+            scans["train"], scans.get("val"), num_classes, data["reduce_zero_label"], ignore_index, data["palette"], classes
+        )
+    return reports, classes, findings
