@@ -48,10 +48,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> None:
-    from .engine.evaluate import evaluate_checkpoint
+    from .tools.reproduce import test_checkpoint
 
-    options = {k: getattr(args, k) for k in ("device", "dtype", "mode", "crop", "stride", "tta", "show_dir", "out")}
-    evaluate_checkpoint(args.config, args.checkpoint, args.set, **options)
+    options = {k: getattr(args, k) for k in ("device", "dtype", "mode", "crop", "stride", "tta", "show_dir", "out", "tolerance")}
+    test_checkpoint(args.config, args.checkpoint, args.set, **options)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -196,6 +196,9 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
     p.add_argument("--show-dir", help="write prediction | ground truth overlays here")
     p.add_argument("--out", help="write the metrics as JSON here")
+    p.add_argument(
+        "--tolerance", type=float, default=0.5, help="mIoU points from the published number beyond which the doctor runs (default 0.5)"
+    )
     _add_set(p, "config overrides, e.g. data.root=/data/ade")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     _add_dtype(p)

@@ -4,7 +4,6 @@ counts summed over images and over processes."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from ..data.loader import shard
 from ..models.factory import build_segmentor
 from ..models.segmentor import EncoderDecoder
 from ..ops import parse_dtype
-from ..predict import predict, set_test_mode
+from ..predict import predict
 from ..visualize import side_by_side
 from ..weights import LoadReport, load_checkpoint
-from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first
+from .distributed import get_rank, get_world_size, rank_zero_first
 from .metrics import IoUMetric
 
-__all__ = ["evaluate", "evaluate_checkpoint", "load_for_evaluation"]
+__all__ = ["evaluate", "load_for_evaluation"]
 
 
 def evaluate(
@@ -73,34 +72,3 @@ def load_for_evaluation(
             report = load_checkpoint(model, checkpoint)
     model = model.to(device, parse_dtype(dtype)).eval()
     return config, model, report, build_dataset(config["data"], "val", model.num_classes, model.ignore_index)
-
-
-def evaluate_checkpoint(
-    config_name: str | Path,
-    checkpoint: str,
-    overrides: list[str] | None = None,
-    device: str | None = None,
-    dtype: str = "fp32",
-    mode: str | None = None,
-    crop: int = 512,
-    stride: int = 341,
-    tta: bool = False,
-    show_dir: str | Path | None = None,
-    out: str | Path | None = None,
-) -> dict:
-    """``swinseg test``: a checkpoint's metrics on its config's validation split, in one
-    process or under ``torchrun``; the table printed, the metrics written as JSON to ``out``."""
-    config, model, report, dataset = load_for_evaluation(config_name, overrides, checkpoint, init_distributed(device), dtype)
-    set_test_mode(model, mode, crop, stride)
-    if get_rank() == 0:
-        print(
-            f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images "
-            f"({model.test_cfg['mode']}{' + ms/flip TTA' if tta else ''})"
-        )
-    metric = evaluate(model, dataset, tta=tta or config["test"]["tta"], show_dir=show_dir)
-    metrics = metric.compute()
-    if get_rank() == 0:
-        print(metric.table(metrics))
-        if out:
-            Path(out).write_text(json.dumps(metrics, indent=1))
-    return metrics

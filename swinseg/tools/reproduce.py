@@ -1,0 +1,141 @@
+"""``swinseg test``: a checkpoint's metrics on its config's validation split, set beside the
+model zoo's published mIoU when the config is a zoo entry's own, and, when they differ by more
+than a tolerance, a doctor that checks the usual causes of a mIoU far from the published one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.dataset import SegDataset
+from ..engine.distributed import get_rank, init_distributed
+from ..engine.evaluate import evaluate, load_for_evaluation
+from ..engine.metrics import IoUMetric
+from ..models.segmentor import EncoderDecoder
+from ..models.zoo import get_spec, list_models
+from ..predict import predict, set_test_mode
+from .label_doctor import diagnose, scan_labels
+
+__all__ = ["TOLERANCE", "doctor", "published", "test_checkpoint"]
+
+TOLERANCE = 0.5  # mIoU points
+
+
+def published(config: dict[str, Any], tta: bool) -> float | None:
+    """The zoo's published mIoU (ms+flip with ``tta``) when ``config`` is the zoo entry's own
+    (its file is named after its registered model), else None."""
+    name = config["model"].get("name")
+    if name not in list_models() or Path(config["source"]).stem != name:
+        return None
+    return get_spec(name).meta.get("mIoU_ms_flip" if tta else "mIoU")
+
+
+def _check(ok: bool, what: str, detail: str) -> str:
+    return f"  [{'ok' if ok else '!!'}] {what}: {detail}"
+
+
+def _channel_order(model: EncoderDecoder, dataset: SegDataset, images: int = 8) -> tuple[float, float]:
+    """mIoU of the first ``images`` validation images read as stored (RGB) and with red and blue swapped."""
+    scores = []
+    for swap in (False, True):
+        metric = IoUMetric(dataset.num_classes, dataset.ignore_index)
+        for i in range(min(images, len(dataset))):
+            image, label = dataset[i]
+            prediction = predict(model, image[..., ::-1].copy() if swap else image)[0]
+            metric.update(prediction, torch.from_numpy(label.astype(np.int64)))
+        scores.append(metric.compute()["mIoU"])
+    return scores[0], scores[1]
+
+
+def doctor(config: dict[str, Any], model: EncoderDecoder, dataset: SegDataset, tta: bool) -> list[str]:
+    """The usual causes of a mIoU far from the published one, each checked where it can be."""
+    spec = get_spec(config["model"]["name"])
+    lines = []
+    expected = {k: spec.config["test_cfg"][k] for k in ("mode", "crop_size", "stride")}
+    actual = {k: model.test_cfg[k] for k in expected}
+    mode_detail = f"{actual['mode']}, crop {actual['crop_size']}, stride {actual['stride']}"
+    lines.append(_check(actual == expected, "test mode", mode_detail + ("" if actual == expected else f"; the zoo used {expected}")))
+    scale, zoo_scale = model.test_pipeline["scale"], spec.config["test_pipeline"]["scale"]
+    lines.append(
+        _check(list(scale) == list(zoo_scale), "test scale", f"{scale}" + ("" if scale == zoo_scale else f"; the zoo used {zoo_scale}"))
+    )
+    scan = scan_labels([ann for _, ann in dataset.samples], progress=False)
+    findings = [
+        f for f in diagnose(scan, None, dataset.num_classes, dataset.reduce_zero_label, dataset.ignore_index) if "never occur" not in f.text
+    ]
+    span = f"{scan.values.min()}..{scan.values.max()}" if scan.values.size else "none"
+    detail = f"reduce_zero_label={dataset.reduce_zero_label}, stored values {span}"
+    lines.append(_check(not findings, "labels", detail + "".join(f"; {f.text}" for f in findings)))
+    same_classes = list(model.dataset_meta["classes"]) == list(dataset.classes)
+    lines.append(
+        _check(
+            same_classes,
+            "checkpoint classes",
+            f"{model.num_classes} classes"
+            + ("" if same_classes else "; the checkpoint names its classes differently from the dataset (another label order?)"),
+        )
+    )
+    rgb, bgr = _channel_order(model, dataset)
+    lines.append(
+        _check(rgb >= bgr - 1.0, "channel order", f"mIoU on the first images {rgb:.2f} as read (RGB), {bgr:.2f} with red and blue swapped")
+    )
+    ann_dir = Path(dataset.ann_dir)
+    stored_as_images = scan.colour_files > 0 or len(scan.values) > max(dataset.num_classes + 2, 64)
+    lines.append(
+        _check(
+            not stored_as_images,
+            "annotation folder",
+            f"{ann_dir}" + ("; its files look like images, not class ids" if stored_as_images else ""),
+        )
+    )
+    lines.append(
+        "  not checked here: a checkpoint trained with another recipe, images re-encoded (JPEG quality), "
+        f"the {'ms+flip ' if tta else 'single-scale '}number compared being the other one"
+    )
+    return lines
+
+
+def test_checkpoint(
+    config_name: str | Path,
+    checkpoint: str,
+    overrides: list[str] | None = None,
+    device: str | None = None,
+    dtype: str = "fp32",
+    mode: str | None = None,
+    crop: int = 512,
+    stride: int = 341,
+    tta: bool = False,
+    show_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    tolerance: float = TOLERANCE,
+) -> dict:
+    """``swinseg test``: evaluate in one process or under ``torchrun``; print the table, the
+    published mIoU beside the measured one, and the doctor's checks when they differ by more
+    than ``tolerance``; write the metrics as JSON to ``out``."""
+    config, model, report, dataset = load_for_evaluation(config_name, overrides, checkpoint, init_distributed(device), dtype)
+    set_test_mode(model, mode, crop, stride)
+    tta = tta or config["test"]["tta"]
+    if get_rank() == 0:
+        print(
+            f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images ({model.test_cfg['mode']}{' + ms/flip TTA' if tta else ''})"
+        )
+    metric = evaluate(model, dataset, tta=tta, show_dir=show_dir)
+    metrics = metric.compute()
+    if get_rank() != 0:
+        return metrics
+    print(metric.table(metrics))
+    zoo = published(config, tta)
+    if zoo is not None:
+        metrics["published_mIoU"] = zoo
+        difference = metrics["mIoU"] - zoo
+        print(f"published mIoU{' (ms+flip)' if tta else ''} {zoo:.2f}, measured {metrics['mIoU']:.2f}: {difference:+.2f}")
+        if abs(difference) > tolerance:
+            print(f"reproduction doctor (the difference is beyond {tolerance}):")
+            print("\n".join(doctor(config, model, dataset, tta)))
+    if out:
+        Path(out).write_text(json.dumps(metrics, indent=1))
+    return metrics
