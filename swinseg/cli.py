@@ -114,16 +114,30 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from .engine.distributed import init_distributed
     from .models.segmentor import EncoderDecoder
     from .predict import set_test_mode
     from .tools.predict_files import predict_files
 
-    model = _load(args.model, args.checkpoint, args.device, args.dtype, published=True)
+    model = _load(args.model, args.checkpoint, init_distributed(args.device), args.dtype, published=True)
     if not isinstance(model, EncoderDecoder):
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
     set_test_mode(model, args.mode, args.crop, args.stride)
     bits = args.confidence_bits if args.confidence else 0
-    predict_files(model, args.inputs, args.out, args.tta, args.batch_size, args.opacity, bits, args.probs, args.tiled, args.frame_labels)
+    predict_files(
+        model,
+        args.inputs,
+        args.out,
+        args.tta,
+        args.batch_size,
+        args.opacity,
+        bits,
+        args.probs,
+        args.tiled,
+        args.frame_labels,
+        args.skip_existing,
+        args.workers,
+    )
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -287,7 +301,7 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, default=512, help="slide window size (default 512)")
     p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
     p.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available; under torchrun, one device per process)")
     _add_dtype(p)
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
     p.add_argument("--confidence", action="store_true", help="also write <name>_conf.png: the predicted class's probability")
@@ -296,6 +310,8 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
         "--probs", type=int, default=0, metavar="K", help="also write <name>_probs.npz: the K most probable classes and their probabilities"
     )
     p.add_argument("--tiled", action="store_true", help="stream every TIFF at native resolution (default: those over 8192 x 8192)")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs exist (continue an interrupted job)")
+    p.add_argument("--workers", type=int, default=2, help="image-decoding processes beside the model (default 2; 0: none)")
     p.add_argument("--frame-labels", action="store_true", help="videos: also write every frame's label map to <name>_labels/")
     p.set_defaults(func=cmd_predict)
 

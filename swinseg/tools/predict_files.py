@@ -13,10 +13,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data import read_image
+from ..data.loader import shard
 from ..data.tiff import TiffReader
+from ..engine.distributed import get_rank, get_world_size
 from ..files import atomic_write
 from ..models.segmentor import EncoderDecoder
 from ..predict import Prediction, predict_outputs
@@ -70,18 +73,6 @@ def _pixels(path: Path) -> int:
         return 0  # not a TIFF that tifffile reads: the image reader reports it
 
 
-class _Names:
-    """Output stems: an input's own, then ``_1``, ``_2``... for a name seen before."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
-
-    def __call__(self, path: Path) -> str:
-        stem = path.stem if path.stem not in self.seen else f"{path.stem}_{self.seen[path.stem]}"
-        self.seen[path.stem] = self.seen.get(path.stem, 0) + 1
-        return stem
-
-
 def _write_outputs(
     base: Path, rgb: np.ndarray, output: Prediction, model: EncoderDecoder, opacity: float, bits: int, probs: int
 ) -> np.ndarray:
@@ -100,6 +91,50 @@ def _write_outputs(
     return ids
 
 
+class _Files(Dataset):
+    """Still images decoded in DataLoader workers: ``(index, RGB array or the error text)``."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | str]:
+        try:
+            return index, read_image(self.paths[index])
+        except (ValueError, FileNotFoundError) as e:
+            return index, str(e)
+
+
+def _stems(paths: list[Path]) -> list[str]:
+    """Output stems: an input's own, then ``_1``, ``_2``... for a name seen before."""
+    seen: dict[str, int] = {}
+    out = []
+    for path in paths:
+        out.append(path.stem if path.stem not in seen else f"{path.stem}_{seen[path.stem]}")
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+    return out
+
+
+def _kind(path: Path, tiled: bool) -> str:
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    if path.suffix.lower() in (".tif", ".tiff") and (tiled or _pixels(path) > TILED_PIXELS):
+        return "tiff"
+    return "image"
+
+
+def _outputs(out: Path, stem: str, kind: str, confidence_bits: int, probs: int) -> list[Path]:
+    """The files written for one input (the ones ``--skip-existing`` looks for)."""
+    if kind == "video":
+        return [out / f"{stem}_overlay.mp4"]
+    if kind == "tiff":
+        return [out / f"{stem}.tif", *([out / f"{stem}_conf.tif"] if confidence_bits else [])]
+    extra = ([out / f"{stem}_conf.png"] if confidence_bits else []) + ([out / f"{stem}_probs.npz"] if probs else [])
+    return [out / f"{stem}.png", out / f"{stem}_overlay.jpg", *extra]
+
+
 def predict_files(
     model: EncoderDecoder,
     inputs: Sequence[str],
@@ -111,6 +146,8 @@ def predict_files(
     probs: int = 0,
     tiled: bool = False,
     frame_labels: bool = False,
+    skip_existing: bool = False,
+    workers: int = 2,
 ) -> np.ndarray:
     """Segment every image of ``inputs`` into ``out``: ``<name>.png`` (0-based class ids) and
     ``<name>_overlay.jpg``; with ``confidence_bits`` (8 or 16) ``<name>_conf.png``, the
@@ -118,72 +155,106 @@ def predict_files(
     ``<name>_probs.npz`` holding ``classes`` (K, H, W) and ``probs`` (K, H, W) float16, the K most
     probable classes (``classes[0]`` is the label map). TIFF images of more than
     :data:`TILED_PIXELS` pixels (any TIFF with ``tiled``) are streamed at their native resolution
-    instead (:func:`swinseg.tiled.predict_tiff`) into ``<name>.tif`` (and ``<name>_conf.tif``),
-    without an overlay. Videos go through :func:`swinseg.video.predict_video` into
-    ``<name>_overlay.mp4`` (and, with ``frame_labels``, ``<name>_labels/``). A repeated name gets ``_1``, ``_2``... Unreadable images are reported and
-    skipped, then named in one error at the end. Returns the pixel count per class of the
-    images that were not streamed."""
+    (:func:`swinseg.tiled.predict_tiff`) into ``<name>.tif`` (and ``<name>_conf.tif``). Videos go
+    through :func:`swinseg.video.predict_video` into ``<name>_overlay.mp4`` (and, with
+    ``frame_labels``, ``<name>_labels/``). A repeated name gets ``_1``, ``_2``...
+
+    Under ``torchrun`` each process takes every N-th input; the names are the ones one process
+    would give. ``skip_existing`` skips inputs whose outputs all exist (a re-run continues an
+    interrupted job). Images are decoded in ``workers`` DataLoader processes while the model
+    runs. Unreadable inputs are reported and skipped, then named in one error at the end.
+    Returns this process's pixel count per class of the still images."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"--opacity must lie in [0, 1], got {opacity}")
-    if batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    if batch_size <= 0 or workers < 0:
+        raise ValueError(f"--batch-size must be positive and --workers at least 0, got {batch_size} and {workers}")
     if confidence_bits not in (0, 8, 16):
         raise ValueError(f"--confidence-bits must be 8 or 16, got {confidence_bits}")
     if not 0 <= probs <= model.num_classes:
         raise ValueError(f"--probs must lie in [1, {model.num_classes}] (the model's classes), got {probs}")
-    images = expand_inputs(inputs)
-    streamed = [p for p in images if p.suffix.lower() in (".tif", ".tiff") and (tiled or _pixels(p) > TILED_PIXELS)]
-    videos = [p for p in images if p.suffix.lower() in VIDEO_SUFFIXES]
-    images = [p for p in images if p not in streamed and p not in videos]
+    paths = expand_inputs(inputs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names, failed = _Names(), []
-    for path in streamed:
-        try:
-            info = predict_tiff(model, path, out / f"{names(path)}.tif", confidence_bits=confidence_bits)
-        except (ValueError, OSError) as e:
-            failed.append(str(path))
-            print(f"error: {e}", file=sys.stderr)
-            continue
-        print(
-            f"segmented {path} at native resolution ({info['height']} x {info['width']}, {info['windows']} windows) "
-            f"in {info['seconds']:.0f} s -> {out}"
-        )
-    for path in videos:
-        try:
-            info = predict_video(model, path, out, batch_size=max(batch_size, 4), opacity=opacity, frame_labels=frame_labels)
-        except (ValueError, OSError) as e:
-            failed.append(str(path))
-            print(f"error: {e}", file=sys.stderr)
-            continue
-        print(
-            f"segmented {info['frames']} frames of {path} in {info['seconds']:.1f} s ({info['frames_per_second']:.1f} frames/s) -> {info['video']}"
-        )
-    failed_streams = len(failed)
-    counts = np.zeros(model.num_classes, np.int64)
+    mine = set(shard(len(paths), get_rank(), get_world_size()))
+    plan = [(paths[i], stem, _kind(paths[i], tiled)) for i, stem in enumerate(_stems(paths)) if i in mine]
+    if skip_existing:
+        plan = [item for item in plan if not all(f.is_file() for f in _outputs(out, item[1], item[2], confidence_bits, probs))]
+    failed: list[str] = []
+    for path, stem, kind in plan:
+        if kind != "image":
+            _stream(model, path, out, stem, kind, failed, confidence_bits, batch_size, opacity, frame_labels)
+    stills = [(path, stem) for path, stem, kind in plan if kind == "image"]
     start = time.perf_counter()
-    progress = tqdm(total=len(images), desc="predict", unit="img", disable=not sys.stderr.isatty())
-    for i in range(0, len(images), batch_size):
-        batch = images[i : i + batch_size]
+    counts = _stills(model, stills, out, failed, tta, batch_size, opacity, confidence_bits, probs, workers)
+    done = len(stills) - sum(1 for path, _ in stills if str(path) in failed)
+    _summary(counts, model.dataset_meta["classes"], done, len(stills), time.perf_counter() - start, out)
+    if failed:
+        raise ValueError(f"{len(failed)} input(s) could not be read: {', '.join(failed)}")
+    return counts
+
+
+def _stream(
+    model: EncoderDecoder,
+    path: Path,
+    out: Path,
+    stem: str,
+    kind: str,
+    failed: list[str],
+    bits: int,
+    batch: int,
+    opacity: float,
+    frames: bool,
+) -> None:
+    """One huge TIFF or one video, each written as it is read."""
+    try:
+        if kind == "tiff":
+            info = predict_tiff(model, path, out / f"{stem}.tif", confidence_bits=bits)
+            print(
+                f"segmented {path} at native resolution ({info['height']} x {info['width']}, {info['windows']} windows) in {info['seconds']:.0f} s -> {out}"
+            )
+        else:
+            info = predict_video(model, path, out, batch_size=max(batch, 4), opacity=opacity, frame_labels=frames)
+            print(
+                f"segmented {info['frames']} frames of {path} in {info['seconds']:.1f} s ({info['frames_per_second']:.1f} frames/s) -> {info['video']}"
+            )
+    except (ValueError, OSError) as e:
+        failed.append(str(path))
+        print(f"error: {e}", file=sys.stderr)
+
+
+def _stills(
+    model: EncoderDecoder,
+    stills: list[tuple[Path, str]],
+    out: Path,
+    failed: list[str],
+    tta: bool,
+    batch_size: int,
+    opacity: float,
+    bits: int,
+    probs: int,
+    workers: int,
+) -> np.ndarray:
+    """Still images in batches of ``batch_size``, decoded by ``workers`` DataLoader processes."""
+    counts = np.zeros(model.num_classes, np.int64)
+    if not stills:
+        return counts
+    loader = DataLoader(_Files([p for p, _ in stills]), batch_size=batch_size, num_workers=workers, collate_fn=list)
+    progress = tqdm(total=len(stills), desc="predict", unit="img", disable=not sys.stderr.isatty())
+    for batch in loader:
         progress.update(len(batch))
-        readable, rgbs = [], []
-        for path in batch:
-            try:
-                rgbs.append(read_image(path))
-                readable.append(path)
-            except (ValueError, FileNotFoundError) as e:
-                failed.append(str(path))
-                progress.write(f"error: {e}", file=sys.stderr)
-        wanted = dict(confidence=bool(confidence_bits), topk=probs)
-        outputs = predict_outputs(model, rgbs, tta=tta, batch_size=batch_size, **wanted) if rgbs else []
-        for path, rgb, output in zip(readable, rgbs, outputs, strict=True):
-            ids = _write_outputs(out / names(path), rgb, output, model, opacity, confidence_bits, probs)
+        readable = []
+        for index, item in batch:
+            if isinstance(item, str):
+                failed.append(str(stills[index][0]))
+                progress.write(f"error: {item}", file=sys.stderr)
+            else:
+                readable.append((index, item))
+        rgbs = [rgb for _, rgb in readable]
+        outputs = predict_outputs(model, rgbs, tta=tta, batch_size=batch_size, confidence=bool(bits), topk=probs) if rgbs else []
+        for (index, rgb), output in zip(readable, outputs, strict=True):
+            ids = _write_outputs(out / stills[index][1], rgb, output, model, opacity, bits, probs)
             counts += np.bincount(ids.ravel(), minlength=model.num_classes)[: model.num_classes]
     progress.close()
-    done = len(images) - (len(failed) - failed_streams)
-    _summary(counts, model.dataset_meta["classes"], done, len(images), time.perf_counter() - start, out)
-    if failed:
-        raise ValueError(f"{len(failed)} image(s) could not be read: {', '.join(failed)}")
     return counts
 
 
