@@ -51,6 +51,16 @@ def test_slide_grid_is_mmsegmentations():
     assert slide_grid(512, 512, 341) == [(0, 512)]
 
 
+@pytest.mark.parametrize("compression", ["lzw", "jpeg", "zstd", "packbits", "zlib"])
+def test_the_reader_decodes_the_usual_codecs_as_tifffile_does(tmp_path, compression):
+    pytest.importorskip("imagecodecs")
+    image = _image(100, 130)
+    tifffile.imwrite(tmp_path / "c.tif", image, tile=(32, 32), photometric="rgb", compression=compression)
+    with TiffReader(tmp_path / "c.tif") as reader:
+        assert np.array_equal(reader.read_rows(0, 100), tifffile.imread(tmp_path / "c.tif"))
+        assert np.array_equal(reader.read_rows(33, 71), tifffile.imread(tmp_path / "c.tif")[33:71])
+
+
 @pytest.mark.parametrize("layout", ["tiled", "striped", "grey16"])
 def test_streamed_labels_equal_the_in_memory_path(tmp_path, layout):
     model, image = _model(), _image(301, 433)
