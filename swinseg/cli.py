@@ -168,7 +168,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=help)
+    parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help=help + " (repeated --set flags all apply)")
 
 
 def _add_dtype(
@@ -323,7 +323,8 @@ def _args_convert(sub: argparse._SubParsersAction) -> None:
         "convert",
         help="convert a Swin checkpoint between layouts",
         description="Convert a Swin checkpoint (official, MMSegmentation, timm, HF transformers or native; "
-        "detected) into another layout. --to mmseg does what MMSegmentation's swin2mmseg.py does.",
+        "detected) into another layout. --to mmseg does what MMSegmentation's swin2mmseg.py does, "
+        "except that it leaves out the official file's attn_mask buffers, which MMSegmentation's backbone never loads.",
     )
     p.add_argument("src", help="source checkpoint: file, HF model directory or URL")
     p.add_argument("dst", help="destination file (.safetensors or .pth)")

@@ -184,6 +184,20 @@ class TrainPipeline:
     std: Sequence[float] = IMAGENET_STD
     ignore_index: int = 255
 
+    def __post_init__(self) -> None:
+        """Every value checked where it enters, named as the config names it (``data.pipeline.*``)."""
+        pairs = {"scale": self.scale, "crop_size": self.crop_size}
+        for name, value in pairs.items():
+            if len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"data.pipeline.{name} must be two positive integers, got {list(value)}")
+        low, high = self.ratio_range
+        if not 0 < low <= high:
+            raise ValueError(f"data.pipeline.ratio_range must be [low, high] with 0 < low <= high, got {list(self.ratio_range)}")
+        if not 0.0 < self.cat_max_ratio <= 1.0:
+            raise ValueError(f"data.pipeline.cat_max_ratio must lie in (0, 1], got {self.cat_max_ratio}")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError(f"data.pipeline.flip_prob must lie in [0, 1], got {self.flip_prob}")
+
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         """(H, W, 3) uint8 RGB and (H, W) labels -> normalized (3, h, w) float and (h, w) int64."""
         image, label = random_resize(image, label, rng, self.scale, self.ratio_range)

@@ -219,6 +219,8 @@ class FCNHead(DecodeHead):
         loss_weight: float = 0.4,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio, align_corners, loss_weight)
+        if num_convs < 0:
+            raise ValueError(f"FCNHead num_convs must be 0 or more, got {num_convs}")
         if num_convs == 0 and in_channels != channels:
             raise ValueError(f"FCNHead with num_convs=0 needs in_channels == channels, got {in_channels} and {channels}")
         widths = [in_channels] + [channels] * num_convs

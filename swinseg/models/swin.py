@@ -441,8 +441,11 @@ class SwinTransformer(nn.Module):
             raise ValueError(f"strides[0]={strides[0]} must equal patch_size={patch_size} (non-overlapping patches)")
         if any(s != 2 for s in strides[1:]):
             raise ValueError(f"patch merging halves the map: strides[1:] must all be 2, got {list(strides[1:])}")
-        if not all(0 <= i < num_stages for i in out_indices):
+        if num_classes == 0 and not all(0 <= i < num_stages for i in out_indices):  # a classifier has no stage outputs
             raise ValueError(f"out_indices {list(out_indices)} must lie in 0..{num_stages - 1}")
+        pair = (pretrain_img_size,) * 2 if isinstance(pretrain_img_size, int) else tuple(pretrain_img_size)
+        if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
+            raise ValueError(f"pretrain_img_size must be a positive int or an (H, W) pair of them, got {pretrain_img_size!r}")
         if always_partition is None:
             always_partition = num_classes == 0
 
@@ -453,8 +456,7 @@ class SwinTransformer(nn.Module):
 
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, patch_norm)
         if use_abs_pos_embed:
-            size = (pretrain_img_size, pretrain_img_size) if isinstance(pretrain_img_size, int) else pretrain_img_size
-            self.pos_grid = (size[0] // patch_size, size[1] // patch_size)
+            self.pos_grid = (pair[0] // patch_size, pair[1] // patch_size)
             self.absolute_pos_embed = nn.Parameter(torch.zeros(1, self.pos_grid[0] * self.pos_grid[1], embed_dims))
         else:
             self.absolute_pos_embed = None

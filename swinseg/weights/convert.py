@@ -62,7 +62,10 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
 
     For one Swin: ``native`` writes safetensors or ``.pth`` with the architecture in the
     metadata; ``mmseg`` writes what MMSegmentation's ``swin2mmseg.py`` writes (a flat ``.pth``,
-    no classifier head); ``official`` writes ``{'model': ...}``; ``timm`` and ``hf`` write
+    no classifier head), except the official file's ``attn_mask`` buffers, which swin2mmseg.py
+    copies as ``stages.*.blocks.*.attn_mask``: they are the fixed shift masks of the pre-training
+    resolution, and MMSegmentation's ``SwinTransformer`` builds its masks in ``forward`` and
+    never loads them (they are unexpected keys there); ``official`` writes ``{'model': ...}``; ``timm`` and ``hf`` write
     their layouts as ``.pth`` or ``.safetensors``.
 
     For a segmentor: ``native`` as above with class names and palette; ``mmseg`` and
