@@ -64,3 +64,18 @@ def tiny_train_config(root, *overrides: str) -> dict:
     from swinseg.models import resolve_config
 
     return resolve_config(load_config(DEMO_CONFIG, [f"data.root={root}", *TINY_OVERRIDES, *overrides]))
+
+
+def tiny_segmentor(num_classes: int = 5, **overrides: object) -> nn.Module:
+    """A 16-wide Swin-UPerNet without auxiliary head, randomized, in eval mode; test scale 96 x 64
+    unless ``overrides`` (EncoderDecoder arguments) say otherwise."""
+    from swinseg.models.segmentor import EncoderDecoder
+
+    torch.manual_seed(0)
+    arguments = dict(
+        backbone=dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)),
+        decode_head=dict(channels=16, num_classes=num_classes),
+        auxiliary_head=None,
+        test_pipeline=dict(scale=[96, 64]),
+    )
+    return randomize_(EncoderDecoder(**{**arguments, **overrides})).eval()

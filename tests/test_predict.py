@@ -11,22 +11,14 @@ import swinseg
 from swinseg.cli import main
 from swinseg.data.transforms import scale_size
 from swinseg.models.heads import resize
-from swinseg.models.segmentor import EncoderDecoder
 from swinseg.predict import TTA_RATIOS, predict, predict_logits, predict_outputs, preprocess, summarize
 
-from .helpers import randomize_
+from .helpers import tiny_segmentor
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    net = EncoderDecoder(
-        backbone=dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)),
-        decode_head=dict(channels=16, num_classes=6),
-        auxiliary_head=None,
-        test_pipeline=dict(scale=[96, 64]),
-    )
-    return randomize_(net).eval()
+    return tiny_segmentor(6)
 
 
 def _image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -21,22 +20,15 @@ from swinseg.models.segmentor import EncoderDecoder  # noqa: E402
 from swinseg.predict import predict_outputs  # noqa: E402
 from swinseg.tiled import predict_tiff, slide_grid  # noqa: E402
 
-from .helpers import randomize_  # noqa: E402
+from .helpers import tiny_segmentor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GEO = [(33550, 12, 3, (0.5, 0.5, 0.0), True), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0), True)]
 
 
 def _model(crop: int = 96, stride: int = 64) -> EncoderDecoder:
-    torch.manual_seed(0)
-    net = EncoderDecoder(
-        backbone=dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)),
-        decode_head=dict(channels=16, num_classes=5),
-        auxiliary_head=None,
-        test_cfg=dict(mode="slide", crop_size=[crop, crop], stride=[stride, stride]),
-        test_pipeline=dict(scale=1.0),  # native resolution, as huge images run
-    )
-    return randomize_(net).eval()
+    slide = dict(mode="slide", crop_size=[crop, crop], stride=[stride, stride])
+    return tiny_segmentor(5, test_cfg=slide, test_pipeline=dict(scale=1.0))  # native resolution, as huge images run
 
 
 def _image(height: int, width: int) -> np.ndarray:

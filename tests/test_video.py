@@ -5,27 +5,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import swinseg
 from swinseg.cli import main
-from swinseg.models.segmentor import EncoderDecoder
 from swinseg.predict import predict
 from swinseg.video import predict_video
 
-from .helpers import randomize_
+from .helpers import tiny_segmentor
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    net = EncoderDecoder(
-        backbone=dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)),
-        decode_head=dict(channels=16, num_classes=5),
-        auxiliary_head=None,
-        test_pipeline=dict(scale=[96, 64]),
-    )
-    return randomize_(net).eval()
+    return tiny_segmentor(5)
 
 
 def _write_clip(path, frames: int = 13, size=(96, 64), fps: float = 12.0) -> None:

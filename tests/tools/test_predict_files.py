@@ -11,13 +11,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 import swinseg
 from swinseg.cli import main
-from swinseg.models.segmentor import EncoderDecoder
 
-from ..helpers import randomize_
+from ..helpers import tiny_segmentor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,14 +32,7 @@ def _inputs(tmp_path) -> Path:
 
 
 def _checkpoint(tmp_path) -> Path:
-    torch.manual_seed(0)
-    model = EncoderDecoder(
-        backbone=dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)),
-        decode_head=dict(channels=16, num_classes=5),
-        auxiliary_head=None,
-        test_pipeline=dict(scale=[96, 64]),
-    )
-    return swinseg.save_checkpoint(randomize_(model), tmp_path / "m.safetensors")
+    return swinseg.save_checkpoint(tiny_segmentor(5), tmp_path / "m.safetensors")
 
 
 def _files(folder: Path) -> dict[str, bytes]:
