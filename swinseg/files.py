@@ -4,10 +4,12 @@ so that a reader (or a run killed at any moment) sees the old file or the new on
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "home", "partial_path", "remove_partials"]
+__all__ = ["atomic_write", "exclusive", "home", "partial_path", "remove_partials"]
 
 _PARTIAL = ".{name}.tmp"
 
@@ -43,3 +45,34 @@ def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = 
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def exclusive(folder: Path, holder: str = "swinseg train") -> Iterator[None]:
+    """Hold ``folder/.lock`` for the block. Another process that asks for it meanwhile gets an
+    error naming this one's PID. The lock is the operating system's (``flock``): a killed holder
+    releases it, so a lock file left by a killed run is simply taken over. (Where ``fcntl`` is
+    missing, as on Windows, nothing is locked.)"""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise RuntimeError(
+                f"{folder} is in use by {f.read().strip() or 'another process'}; wait for it or use another work dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"PID {os.getpid()} ({holder}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -22,6 +22,7 @@ from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
+from ..files import exclusive
 from ..models.factory import build_segmentor, resolve_config
 from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
@@ -213,7 +214,13 @@ class Trainer:
         return evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
 
     def train(self) -> dict[str, Any] | None:
-        """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran)."""
+        """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran).
+        The work dir is held for the run (:func:`swinseg.files.exclusive`): a second run on it
+        stops at once with the holder's PID."""
+        with exclusive(self.work_dir) if self.rank == 0 else contextlib.nullcontext():
+            return self._train()
+
+    def _train(self) -> dict[str, Any] | None:
         cfg = self.config["train"]
         max_iters = self.schedule.max_iters
         if self.rank == 0:
