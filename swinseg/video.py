@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .data.io import write_image
 from .files import atomic_write
 from .models.segmentor import EncoderDecoder
 from .predict import predict
@@ -85,7 +86,7 @@ def predict_video(
                         vis = overlay(rgb, ids, meta["classes"], meta["palette"], opacity, legend=False)
                         writer.write(cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
                         if frame_labels:
-                            cv2.imwrite(str(labels_dir / f"{count:06d}.png"), ids)
+                            write_image(labels_dir / f"{count:06d}.png", ids)
                         count += 1
                     bar.update(len(batch))
             finally:

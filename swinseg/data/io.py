@@ -1,4 +1,5 @@
-"""Reading images as MMSegmentation does: OpenCV, BGR on disk, RGB in memory."""
+"""Reading images as MMSegmentation does (OpenCV, BGR on disk, RGB in memory), and writing them
+so that no reader ever sees a half-written file."""
 
 from __future__ import annotations
 
@@ -10,9 +11,20 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["ImageLike", "read_image", "as_rgb"]
+from ..files import atomic_write
+
+__all__ = ["ImageLike", "read_image", "as_rgb", "write_image"]
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` (as OpenCV takes it: BGR, grey, 8 or 16-bit) by ``path``'s suffix and
+    write it atomically (:func:`swinseg.files.atomic_write`)."""
+    ok, data = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data import read_image
+from ..data.io import write_image
 from ..data.loader import shard
 from ..data.tiff import TiffReader
 from ..engine.distributed import get_rank, get_world_size
@@ -52,13 +53,6 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return out
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
-    ok, data = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
-
-
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -79,12 +73,12 @@ def _write_outputs(
     """``base``.png, ``base``_overlay.jpg and what was asked for; returns the class ids written."""
     meta = model.dataset_meta
     ids = output.labels.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
-    _write_image(base.with_name(f"{base.name}.png"), ids)
+    write_image(base.with_name(f"{base.name}.png"), ids)
     vis = overlay(rgb, ids, meta["classes"], meta["palette"], opacity)
-    _write_image(base.with_name(f"{base.name}_overlay.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
+    write_image(base.with_name(f"{base.name}_overlay.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
     if bits:
         conf = (output.confidence * (2**bits - 1)).round().numpy().astype(np.uint8 if bits == 8 else np.uint16)
-        _write_image(base.with_name(f"{base.name}_conf.png"), conf)
+        write_image(base.with_name(f"{base.name}_conf.png"), conf)
     if probs:
         top = output.topk_classes.numpy().astype(ids.dtype)
         _write_npz(base.with_name(f"{base.name}_probs.npz"), classes=top, probs=output.topk_probs.numpy().astype(np.float16))
