@@ -79,7 +79,9 @@ class _WindowLogits:
 
 
 def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, right: int) -> Tensor:
-    """(C, bottom - top, right - left) slide-averaged logits of one output block."""
+    """(C, bottom - top, right - left) slide-averaged logits of one output block. A window's
+    logits are resized again for each block it touches (a few times): holding them resized would
+    cost classes x crop^2 floats per window of the row."""
     model, total, count = windows.model, None, None
     for i, (y1, y2) in enumerate(windows.rows):
         if y2 <= top or y1 >= bottom:
