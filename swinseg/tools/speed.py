@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..engine.evaluate import load_for_evaluation
 from ..ops import forced
 from ..ops.tuning import synchronize
 from ..predict import preprocess, upsampled_argmax
@@ -93,10 +95,6 @@ def config_fps(
 ) -> float:
     """``swinseg benchmark CONFIG``: :func:`dataset_fps` of the config's model (random weights
     unless ``checkpoint``; speed does not depend on them) on its validation images."""
-    from pathlib import Path
-
-    from ..engine.evaluate import load_for_evaluation
-
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, model, _, dataset = load_for_evaluation(config_name, overrides, checkpoint, target, dtype)
     if compile:
