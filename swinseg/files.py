@@ -32,9 +32,10 @@ def remove_partials(folder: Path, pattern: str = "*") -> None:
         partial.unlink(missing_ok=True)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = False, keep_partial: bool = False) -> Path:
     """Run ``write`` on :func:`partial_path` of ``path``, flush it to disk, then rename it into
-    place. If ``write`` raises (a failed download, a failed hash check), nothing is replaced."""
+    place. If ``write`` raises (a failed download, a full disk), nothing is replaced, and the
+    partial file is deleted unless ``keep_partial`` (a download resumes from it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path, keep_suffix)
     try:
@@ -43,7 +44,8 @@ def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = 
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if not keep_partial:
+            tmp.unlink(missing_ok=True)
     return path
 
 

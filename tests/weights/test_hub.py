@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
+import re
 import socket
 import threading
 
@@ -95,16 +97,28 @@ def test_registered_models_point_at_official_releases():
         assert url.rsplit("/", 1)[1].startswith(name.removesuffix("_22k"))
 
 
-class _CuttingHandler(http.server.BaseHTTPRequestHandler):
-    """Announces the whole file, sends the first half, then drops the connection."""
+class _FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``payload``, honouring ``Range`` when ``ranges``; each of the first ``cuts`` responses
+    announces its whole length, sends ``cut`` bytes and drops the connection. Records each
+    request's ``(Range, If-Range)`` and the bytes sent."""
 
-    payload = b""
+    payload, cut, cuts, ranges = b"", 0, 0, True
 
     def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.payload)))
+        self.server.requests.append((self.headers.get("Range"), self.headers.get("If-Range")))
+        asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start = int(asked.group(1)) if asked and self.ranges else 0
+        body = self.payload[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(self.payload) - 1}/{len(self.payload)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"v1"')
         self.end_headers()
-        self.wfile.write(self.payload[: len(self.payload) // 2])
+        if len(self.server.requests) <= self.cuts:
+            body = body[: self.cut]
+        self.wfile.write(body)
+        self.server.sent += len(body)
         self.wfile.flush()
         self.connection.shutdown(socket.SHUT_RDWR)
 
@@ -112,17 +126,58 @@ class _CuttingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("hashed", [True, False])
-def test_a_connection_cut_mid_file_leaves_nothing_in_the_cache(swinseg_home, tmp_path, hashed):
-    path, digest = _publish(tmp_path, SwinTransformer(**SMALL))
-    handler = type("Handler", (_CuttingHandler,), {"payload": path.read_bytes()})
+@contextlib.contextmanager
+def _flaky_server(payload: bytes, cut: int = 0, cuts: int = 0, ranges: bool = True):
+    handler = type("Handler", (_FlakyHandler,), {"payload": payload, "cut": cut, "cuts": cuts, "ranges": ranges})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.requests, server.sent = [], 0
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    name = path.name if hashed else "plain.pth"
     try:
-        with pytest.raises(ConnectionError, match=f"{name} .*nothing was cached, try again"):
-            download(f"http://127.0.0.1:{server.server_address[1]}/{name}", progress=False)
+        yield f"http://127.0.0.1:{server.server_address[1]}", server
     finally:
         server.shutdown()
         server.server_close()
-    assert not any(cache_dir().iterdir())  # no partial file, nothing a later run would use
+
+
+def test_a_cut_download_resumes_from_the_cut(swinseg_home, tmp_path):
+    path, digest = _publish(tmp_path, SwinTransformer(**SMALL))
+    payload = path.read_bytes()
+    third = len(payload) // 3
+    with _flaky_server(payload, cut=third, cuts=2) as (url, server):
+        local = download(f"{url}/{path.name}", progress=False)
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == digest
+    assert server.requests == [(None, None), (f"bytes={third}-", '"v1"'), (f"bytes={2 * third}-", '"v1"')]
+    assert server.sent == len(payload)  # nothing was sent twice
+
+
+def test_a_server_that_ignores_range_gets_a_fresh_start(swinseg_home, tmp_path):
+    path, digest = _publish(tmp_path, SwinTransformer(**SMALL))
+    payload = path.read_bytes()
+    half = len(payload) // 2
+    with _flaky_server(payload, cut=half, cuts=1, ranges=False) as (url, server):
+        local = download(f"{url}/{path.name}", progress=False)
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == digest
+    assert [r for r, _ in server.requests] == [None, f"bytes={half}-"] and server.sent == half + len(payload)
+
+
+def test_a_hashed_download_cut_too_often_resumes_in_the_next_call(swinseg_home, tmp_path):
+    path, digest = _publish(tmp_path, SwinTransformer(**SMALL))
+    payload = path.read_bytes()
+    step = len(payload) // 10
+    with _flaky_server(payload, cut=step, cuts=100) as (url, server):
+        with pytest.raises(ConnectionError, match=f"{path.name} was cut 3 times.*{3 * step} bytes are kept .*resumes"):
+            download(f"{url}/{path.name}", progress=False, retries=2)
+    assert not (cache_dir() / path.name).exists()  # nothing usable is in the cache
+    with _flaky_server(payload) as (url, server):
+        local = download(f"{url}/{path.name}", progress=False)
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == digest
+    assert server.requests == [(f"bytes={3 * step}-", None)] and server.sent == len(payload) - 3 * step
+    assert [p.name for p in cache_dir().iterdir()] == [path.name]
+
+
+def test_an_unhashed_download_cut_too_often_leaves_nothing(swinseg_home, tmp_path):
+    payload = _publish(tmp_path, SwinTransformer(**SMALL))[0].read_bytes()
+    with _flaky_server(payload, cut=len(payload) // 2, cuts=100) as (url, server):
+        with pytest.raises(ConnectionError, match="plain.pth was cut 2 times.*nothing was cached, try again"):
+            download(f"{url}/plain.pth", progress=False, retries=1)
+    assert not any(cache_dir().iterdir())  # no partial file: an unhashed one cannot be trusted later
