@@ -153,10 +153,10 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike, strict: bool = 
         optional, dataset_meta = [_STAGE_NORM], None
     own = model.state_dict()
     mismatched = [
-        f"  {k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if k in own and own[k].shape != v.shape
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if k in own and own[k].shape != v.shape
     ]
     if mismatched:
-        raise ValueError(f"{source}: shapes differ from the model's:\n" + "\n".join(mismatched))
+        raise ValueError(f"{source}: shapes differ from the model's: " + "; ".join(mismatched))
     missing = sorted(set(own) - set(sd))
     for pattern in optional:
         if not any(pattern.match(k) for k in sd):
@@ -165,8 +165,8 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike, strict: bool = 
     report.unexpected = sorted(set(sd) - set(own))
     if strict and (report.missing or report.unexpected):
         raise KeyError(
-            f"{source} does not fit the model (strict=True):\n"
-            f"  missing: {', '.join(report.missing) or '-'}\n  unexpected: {', '.join(report.unexpected) or '-'}"
+            f"{source} does not fit the model (strict=True); "
+            f"missing: {', '.join(report.missing) or '-'}; unexpected: {', '.join(report.unexpected) or '-'}"
         )
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
     if dataset_meta is not None:
