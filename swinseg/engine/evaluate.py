@@ -13,7 +13,9 @@ from tqdm import tqdm
 
 from ..configs import load_config
 from ..data.dataset import SegDataset, build_dataset
+from ..data.io import write_image
 from ..data.loader import shard
+from ..files import check_writable
 from ..models.factory import build_segmentor
 from ..models.segmentor import EncoderDecoder
 from ..ops import parse_dtype
@@ -43,8 +45,7 @@ def evaluate(
     metric = IoUMetric(dataset.num_classes, dataset.ignore_index, class_names=dataset.classes)
     indices = shard(len(dataset), get_rank(), get_world_size())
     if show_dir is not None:
-        show_dir = Path(show_dir)
-        show_dir.mkdir(parents=True, exist_ok=True)
+        show_dir = check_writable(Path(show_dir), "show dir")
     bar = tqdm(indices, desc="test", unit="img", disable=not (progress and get_rank() == 0 and sys.stderr.isatty()))
     for i in bar:
         image, label = dataset[i]
@@ -53,8 +54,7 @@ def evaluate(
         if show_dir is not None:
             vis = side_by_side(image, prediction.numpy(), label, dataset.classes, dataset.palette)
             name = dataset.samples[i][0].relative_to(dataset.img_dir).with_suffix(".jpg")
-            (show_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(show_dir / name), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
+            write_image(show_dir / name, cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
     metric.all_reduce()
     return metric
 

@@ -8,6 +8,7 @@ import datetime
 import json
 import resource
 import sys
+import threading
 import time
 import warnings
 from collections import defaultdict
@@ -17,7 +18,20 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..files import atomic_write, write_failure
+
 __all__ = ["TrainLogger", "peak_memory_mb", "read_scalars"]
+
+
+def _quiet_event_writer(args: threading.ExceptHookArgs) -> None:
+    """TensorBoard's writer thread prints the traceback of a failed write (a full disk), then
+    raises the error again in the next ``flush``, where :class:`TrainLogger` names the folder
+    in one line; its traceback is left out, every other thread's is printed as before."""
+    if type(args.thread).__name__ != "_AsyncWriterThread":
+        _quiet_event_writer.default(args)
+
+
+_quiet_event_writer.default = threading.excepthook
 
 
 def peak_memory_mb(device: torch.device) -> int:
@@ -62,11 +76,14 @@ class TrainLogger:
         self.scalars = work_dir / "scalars.jsonl"
         if self.scalars.is_file():  # a resumed run replaces what came after its checkpoint
             kept = [r for r in read_scalars(self.scalars) if r.get("iter", 0) <= start_iter]
-            self.scalars.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write(self.scalars, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in kept)))
         try:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start_iter + 1)
+            if threading.excepthook is not _quiet_event_writer:
+                _quiet_event_writer.default = threading.excepthook
+                threading.excepthook = _quiet_event_writer
         except ImportError:
             warnings.warn(
                 "tensorboard is not installed (pip install 'swinseg[train]'): logging to the console and scalars.jsonl only", stacklevel=2
@@ -122,17 +139,27 @@ class TrainLogger:
             print(line, flush=True)
 
     def _record(self, record: dict[str, Any]) -> None:
-        with open(self.scalars, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.scalars, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise write_failure(self.scalars, e) from None
         if self.writer is not None:
             prefix = record["mode"]
-            for key, value in record.items():
-                if key not in ("mode", "iter") and isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"{prefix}/{key}", value, record["iter"])
-            self.writer.flush()
+            try:
+                for key, value in record.items():
+                    if key not in ("mode", "iter") and isinstance(value, (int, float)):
+                        self.writer.add_scalar(f"{prefix}/{key}", value, record["iter"])
+                self.writer.flush()
+            except OSError as e:
+                self.writer = None  # its file is broken; close() must not raise again
+                raise write_failure(self.work_dir / "tensorboard", e) from None
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as e:
+                raise write_failure(self.work_dir / "tensorboard", e) from None

@@ -22,7 +22,7 @@ from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
-from ..files import exclusive
+from ..files import WriteError, atomic_write, check_writable, exclusive
 from ..models.factory import build_segmentor, resolve_config
 from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
@@ -57,6 +57,8 @@ class Trainer:
         self.work_dir = Path(work_dir)
         self.device = init_distributed(device)
         self.rank, self.world_size = get_rank(), get_world_size()
+        if self.rank == 0:
+            check_writable(self.work_dir, "work dir")
         self.progress = progress
         train_cfg, data_cfg = config["train"], config["data"]
         if train_cfg["amp"] not in (None, *AMP_DTYPES):
@@ -224,8 +226,7 @@ class Trainer:
         cfg = self.config["train"]
         max_iters = self.schedule.max_iters
         if self.rank == 0:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            (self.work_dir / "config.yaml").write_text(dump_config(self.config))
+            atomic_write(self.work_dir / "config.yaml", lambda tmp: tmp.write_text(dump_config(self.config)))
         logger = TrainLogger(self.work_dir, max_iters, self.iteration, cfg["log_interval"], self.rank == 0, self.progress)
         global_batch = self.config["data"]["batch_size"] * self.world_size * cfg["accumulate"]
         self._print(
@@ -283,7 +284,11 @@ class Trainer:
     def _checkpoint(self, iteration: int, keep: int) -> None:
         state = self._state()
         if self.rank == 0:
-            save_state(self.work_dir, iteration, state)
+            try:
+                save_state(self.work_dir, iteration, state)
+            except WriteError as e:
+                last = latest_checkpoint(self.work_dir)
+                raise WriteError(f"{e}; the last checkpoint, {last or 'none'}, is intact: free space, then resume", e.errno) from None
             prune(self.work_dir, keep)
         if self.world_size > 1:
             dist.barrier()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..engine.logger import read_scalars
+from ..files import atomic_write
 
 __all__ = ["plot_curves"]
 
@@ -45,6 +46,6 @@ def plot_curves(work_dir: str | Path, out: str | Path | None = None) -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
     path = Path(out) if out else work_dir / "curves.png"
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100), keep_suffix=True)
     plt.close(fig)
     return path

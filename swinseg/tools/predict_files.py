@@ -21,7 +21,7 @@ from ..data.io import write_image
 from ..data.loader import shard
 from ..data.tiff import TiffReader
 from ..engine.distributed import get_rank, get_world_size
-from ..files import atomic_write
+from ..files import atomic_write, check_writable
 from ..models.segmentor import EncoderDecoder
 from ..predict import Prediction, predict_outputs
 from ..tiled import predict_tiff
@@ -166,9 +166,8 @@ def predict_files(
         raise ValueError(f"--confidence-bits must be 8 or 16, got {confidence_bits}")
     if not 0 <= probs <= model.num_classes:
         raise ValueError(f"--probs must lie in [1, {model.num_classes}] (the model's classes), got {probs}")
+    out = check_writable(Path(out), "output dir")
     paths = expand_inputs(inputs)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     mine = set(shard(len(paths), get_rank(), get_world_size()))
     plan = [(paths[i], stem, _kind(paths[i], tiled)) for i, stem in enumerate(_stems(paths)) if i in mine]
     if skip_existing:

@@ -15,6 +15,7 @@ from ..data.dataset import SegDataset
 from ..engine.distributed import get_rank, init_distributed
 from ..engine.evaluate import evaluate, load_for_evaluation
 from ..engine.metrics import IoUMetric
+from ..files import atomic_write, check_writable
 from ..models.segmentor import EncoderDecoder
 from ..models.zoo import get_spec, list_models
 from ..predict import predict, set_test_mode
@@ -116,6 +117,8 @@ def test_checkpoint(
     """``swinseg test``: evaluate in one process or under ``torchrun``; print the table, the
     published mIoU beside the measured one, and the doctor's checks when they differ by more
     than ``tolerance``; write the metrics as JSON to ``out``."""
+    if out:
+        check_writable(Path(out).parent, "the folder of --out")
     config, model, report, dataset = load_for_evaluation(config_name, overrides, checkpoint, init_distributed(device), dtype)
     set_test_mode(model, mode, crop, stride)
     tta = tta or config["test"]["tta"]
@@ -137,5 +140,5 @@ def test_checkpoint(
             print(f"reproduction doctor (the difference is beyond {tolerance}):")
             print("\n".join(doctor(config, model, dataset, tta)))
     if out:
-        Path(out).write_text(json.dumps(metrics, indent=1))
+        atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(metrics, indent=1)))
     return metrics

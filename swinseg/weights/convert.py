@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write
 from .architecture import checkpoint_config
 from .formats import from_native, is_segmentor
 from .io import write_file
@@ -85,10 +86,9 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
         return fmt, write_file({"state_dict": sd, "meta": out_meta}, dest)
     out = from_native(sd, to)
     if segmentor and to == "hf" and not dest.suffix:
-        dest.mkdir(parents=True, exist_ok=True)
         config = hf_upernet_config(checkpoint_config(sd, meta), dataset_meta)
         write_file(out, dest / "model.safetensors")
-        (dest / "config.json").write_text(json.dumps(config, indent=2))
+        atomic_write(dest / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
         return fmt, dest
     if segmentor and to in ("mmseg", "official") and dest.suffix != ".safetensors":
         legacy = {"CLASSES": tuple(dataset_meta["classes"]), "PALETTE": dataset_meta.get("palette")} if dataset_meta else {}
