@@ -56,12 +56,12 @@ def cmd_test(args: argparse.Namespace) -> None:
 
 def cmd_config(args: argparse.Namespace) -> None:
     from .configs import dump_config, list_configs, load_config
-    from .models import resolve_config
+    from .models import validated_config
 
     if args.list or not args.name:
         print("\n".join(list_configs()))
         return
-    print(dump_config(resolve_config(load_config(args.name, args.set))), end="")
+    print(dump_config(validated_config(load_config(args.name, args.set))), end="")
 
 
 def cmd_check_data(args: argparse.Namespace) -> None:

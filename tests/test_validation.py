@@ -17,7 +17,7 @@ from .helpers import DEMO_CONFIG
 
 def test_pretrain_img_size_must_be_a_size():
     for bad in ((112, 112, 112), (0, 64), -3, (64.5, 64)):
-        with pytest.raises(ValueError, match=r"pretrain_img_size must be a positive int or an \(H, W\) pair"):
+        with pytest.raises(ValueError, match=r"pretrain_img_size(=.*must be an integer >= 1| must be an int or an \(H, W\) pair)"):
             SwinTransformer(
                 pretrain_img_size=bad,
                 use_abs_pos_embed=True,
@@ -39,19 +39,20 @@ def test_a_three_stage_classifier_ignores_the_backbones_out_indices():
 
 
 def test_fcn_head_needs_a_non_negative_number_of_convolutions():
-    with pytest.raises(ValueError, match="num_convs must be 0 or more, got -1"):
+    with pytest.raises(ValueError, match="FCNHead: num_convs=-1: must be an integer >= 0"):
         FCNHead(in_channels=8, channels=8, num_convs=-1, num_classes=3)
 
 
 def test_flip_probability_and_crop_size_are_checked():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match=r"flip prob must lie in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"flip prob=1.5: must be a finite number in \[0, 1\]"):
         random_flip(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), rng, prob=1.5)
     for kwargs, message in (
-        (dict(flip_prob=1.5), r"data.pipeline.flip_prob must lie in \[0, 1\], got 1.5"),
-        (dict(crop_size=(-1, 0)), r"data.pipeline.crop_size must be two positive integers, got \[-1, 0\]"),
-        (dict(ratio_range=(2.0, 0.5)), r"data.pipeline.ratio_range must be \[low, high\]"),
-        (dict(cat_max_ratio=0.0), r"data.pipeline.cat_max_ratio must lie in \(0, 1\]"),
+        (dict(flip_prob=1.5), r"data.pipeline.flip_prob=1.5: must be a finite number in \[0, 1\]"),
+        (dict(crop_size=(-1, 0)), r"data.pipeline.crop_size=\(-1, 0\): every entry must be an integer >= 1"),
+        (dict(crop_size=(64,)), r"data.pipeline.crop_size must be a pair, got \[64\]"),
+        (dict(ratio_range=(2.0, 0.5)), r"data.pipeline.ratio_range must be \[low, high\] with low <= high"),
+        (dict(cat_max_ratio=0.0), r"data.pipeline.cat_max_ratio=0.0: must be a finite number in \(0, 1\]"),
     ):
         with pytest.raises(ValueError, match=message):
             TrainPipeline(**kwargs)
@@ -69,5 +70,5 @@ def test_a_bad_pipeline_value_stops_training_before_it_starts(tmp_path, capsys):
     root = write_dataset(tmp_path / "data", train=1, val=1, size=(48, 64))
     args = ["train", DEMO_CONFIG, "--work-dir", str(tmp_path / "w"), "--set", "data.pipeline.flip_prob=1.5", f"data.root={root}"]
     assert main(args) == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: data.pipeline.flip_prob must lie in [0, 1], got 1.5"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: data.pipeline.flip_prob=1.5: must be a finite number in [0, 1]"
     assert not (tmp_path / "w" / "iter_1.pth").exists()

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
+from ..configs.ranges import CONFIG_RANGES, check_ranges
 from .classes import ade20k_classes, ade20k_palette, default_dataset_meta
 from .io import read_image
 from .transforms import photometric_distortion, random_crop, random_flip, random_resize, to_input
@@ -186,17 +187,12 @@ class TrainPipeline:
 
     def __post_init__(self) -> None:
         """Every value checked where it enters, named as the config names it (``data.pipeline.*``)."""
-        pairs = {"scale": self.scale, "crop_size": self.crop_size}
-        for name, value in pairs.items():
-            if len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"data.pipeline.{name} must be two positive integers, got {list(value)}")
-        low, high = self.ratio_range
-        if not 0 < low <= high:
-            raise ValueError(f"data.pipeline.ratio_range must be [low, high] with 0 < low <= high, got {list(self.ratio_range)}")
-        if not 0.0 < self.cat_max_ratio <= 1.0:
-            raise ValueError(f"data.pipeline.cat_max_ratio must lie in (0, 1], got {self.cat_max_ratio}")
-        if not 0.0 <= self.flip_prob <= 1.0:
-            raise ValueError(f"data.pipeline.flip_prob must lie in [0, 1], got {self.flip_prob}")
+        check_ranges(vars(self), CONFIG_RANGES["data"]["pipeline"], "data.pipeline.")
+        for name in ("scale", "crop_size", "ratio_range"):
+            if len(getattr(self, name)) != 2:
+                raise ValueError(f"data.pipeline.{name} must be a pair, got {list(getattr(self, name))}")
+        if self.ratio_range[0] > self.ratio_range[1]:
+            raise ValueError(f"data.pipeline.ratio_range must be [low, high] with low <= high, got {list(self.ratio_range)}")
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         """(H, W, 3) uint8 RGB and (H, W) labels -> normalized (3, h, w) float and (h, w) int64."""

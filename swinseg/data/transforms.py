@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
+from ..configs.ranges import PROBABILITY
 
 __all__ = [
     "scale_size",
@@ -161,8 +162,8 @@ def random_crop(
 def random_flip(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, prob: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal flip of image and label together with probability ``prob`` (copies: a flipped
     view of a one-pixel-wide crop keeps a negative stride that torch cannot take)."""
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"flip prob must lie in [0, 1], got {prob}")
+    if not PROBABILITY.holds(prob):
+        raise ValueError(f"flip prob={prob!r}: must be {PROBABILITY}")
     if rng.random() < prob:
         return image[:, ::-1].copy(), label[:, ::-1].copy()
     return image, label

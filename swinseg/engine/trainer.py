@@ -63,8 +63,6 @@ class Trainer:
         train_cfg, data_cfg = config["train"], config["data"]
         if train_cfg["amp"] not in (None, *AMP_DTYPES):
             raise ValueError(f"train.amp must be null, 'bf16' or 'fp16', got {train_cfg['amp']!r}")
-        if train_cfg["accumulate"] < 1 or data_cfg["batch_size"] < 1:
-            raise ValueError("train.accumulate and data.batch_size must be at least 1")
         self._seed(train_cfg["seed"])
 
         self.model = build_segmentor(config)

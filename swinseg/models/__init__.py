@@ -2,7 +2,7 @@
 the registry of named models."""
 
 from .compat import swin_b, swin_l, swin_s, swin_t
-from .factory import Source, build_segmentor, create_model, resolve, resolve_config
+from .factory import Source, build_segmentor, create_model, resolve, resolve_config, validated_config
 from .heads import FCNHead, UPerHead
 from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
@@ -26,4 +26,5 @@ __all__ = [
     "swin_l",
     "swin_s",
     "swin_t",
+    "validated_config",
 ]

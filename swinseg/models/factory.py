@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..configs import CONFIG_DIR, list_configs, load_config
+from ..configs.ranges import CONFIG_RANGES, check_ranges
 from ..configs.schema import full_config, merge_config, plain
 from ..ops import parse_dtype
 from ..weights import checkpoint_config, is_url, load_checkpoint, read_native
@@ -24,7 +25,7 @@ from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
 from .zoo import ModelSpec, get_spec, list_models
 
-__all__ = ["Source", "build_segmentor", "create_model", "resolve", "resolve_config"]
+__all__ = ["Source", "build_segmentor", "create_model", "resolve", "resolve_config", "validated_config"]
 
 KINDS = ("registered", "config", "checkpoint")
 
@@ -85,7 +86,9 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     name = section.pop("name", None)
     if not name:
         raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
-    return {**config, "model": plain({"name": name, **merge_config(get_spec(name).config, section, "model.")})}
+    resolved = {**config, "model": plain({"name": name, **merge_config(get_spec(name).config, section, "model.")})}
+    check_ranges(resolved, CONFIG_RANGES)
+    return resolved
 
 
 def create_model(
@@ -124,6 +127,16 @@ def build_segmentor(config: dict[str, Any]) -> EncoderDecoder:
     if not isinstance(model, EncoderDecoder):
         raise ValueError(f"model.name {config['model'].get('name')!r} is not a segmentor (see swinseg models '*upernet*')")
     return model
+
+
+def validated_config(config: dict[str, Any]) -> dict[str, Any]:
+    """:func:`resolve_config`, then the segmentor built on the meta device (no memory, no time),
+    so that the rules between keys that only the constructors know (out_indices and in_index
+    within the stages, widths divisible by the heads) are checked as a training run would."""
+    resolved = resolve_config(config)
+    with torch.device("meta"):
+        build_segmentor(resolved)
+    return resolved
 
 
 def _architecture(source: Source) -> tuple[type[nn.Module], dict[str, Any]]:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..configs.ranges import HEAD_RANGES, check_ranges
 from ..ops import conv3x3
 
 __all__ = ["AdaptiveAvgPool", "ConvModule", "ReLU", "DecodeHead", "UPerHead", "FCNHead", "resize"]
@@ -141,6 +142,8 @@ class DecodeHead(nn.Module):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        arguments = dict(in_channels=in_channels, in_index=in_index, channels=channels, num_classes=num_classes)
+        check_ranges({**arguments, "dropout_ratio": dropout_ratio, "loss_weight": loss_weight}, HEAD_RANGES, f"{type(self).__name__}: ")
         self.in_channels = in_channels
         self.in_index = in_index
         self.channels = channels
@@ -175,6 +178,7 @@ class UPerHead(DecodeHead):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__(list(in_channels), list(in_index), channels, num_classes, dropout_ratio, align_corners, loss_weight)
+        check_ranges({"pool_scales": pool_scales}, HEAD_RANGES, "UPerHead: ")
         if len(in_channels) != len(in_index):
             raise ValueError(f"UPerHead needs one in_channels entry per in_index, got {list(in_channels)} for {list(in_index)}")
         self.psp_modules = nn.ModuleList(
@@ -219,8 +223,7 @@ class FCNHead(DecodeHead):
         loss_weight: float = 0.4,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio, align_corners, loss_weight)
-        if num_convs < 0:
-            raise ValueError(f"FCNHead num_convs must be 0 or more, got {num_convs}")
+        check_ranges({"num_convs": num_convs}, HEAD_RANGES, "FCNHead: ")
         if num_convs == 0 and in_channels != channels:
             raise ValueError(f"FCNHead with num_convs=0 needs in_channels == channels, got {in_channels} and {channels}")
         widths = [in_channels] + [channels] * num_convs

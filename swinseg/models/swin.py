@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from ..configs.ranges import BACKBONE_RANGES, check_ranges
 from ..configs.schema import plain
 from ..data.transforms import Preprocessing
 from ..ops import chunk_tokens, linear, relative_position_index, window_attention
@@ -432,6 +433,7 @@ class SwinTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = plain({k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        check_ranges(self.config, BACKBONE_RANGES, "SwinTransformer: ")
         num_stages = len(depths)
         if len(num_heads) != num_stages or len(strides) != num_stages:
             raise ValueError(
@@ -444,8 +446,8 @@ class SwinTransformer(nn.Module):
         if num_classes == 0 and not all(0 <= i < num_stages for i in out_indices):  # a classifier has no stage outputs
             raise ValueError(f"out_indices {list(out_indices)} must lie in 0..{num_stages - 1}")
         pair = (pretrain_img_size,) * 2 if isinstance(pretrain_img_size, int) else tuple(pretrain_img_size)
-        if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
-            raise ValueError(f"pretrain_img_size must be a positive int or an (H, W) pair of them, got {pretrain_img_size!r}")
+        if len(pair) != 2:
+            raise ValueError(f"pretrain_img_size must be an int or an (H, W) pair, got {pretrain_img_size!r}")
         if always_partition is None:
             always_partition = num_classes == 0
 
