@@ -97,9 +97,9 @@ def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = 
     place. If ``write`` raises (a failed download, a full disk), nothing is replaced, and the
     partial file is deleted unless ``keep_partial`` (a download resumes from it); a failure of
     the disk becomes a :class:`WriteError` naming ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path, keep_suffix)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

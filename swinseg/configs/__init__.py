@@ -20,7 +20,6 @@ from typing import Any
 
 import yaml
 
-from .ranges import CONFIG_RANGES, check_ranges
 from .schema import deep_update, merge_config, plain
 
 __all__ = ["CONFIG_DIR", "dump_config", "find_config", "list_configs", "load_config", "parse_overrides"]
@@ -119,9 +118,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | dict[str, Any] 
     extra = copy.deepcopy(overrides if isinstance(overrides, dict) else parse_overrides(overrides))
     model = deep_update(config.pop("model", None) or {}, extra.pop("model", None) or {})
     config = merge_config(config, extra)
-    config = plain({"model": model, **config, "source": str(path)})
-    check_ranges(config, CONFIG_RANGES)
-    return config
+    return plain({"model": model, **config, "source": str(path)})
 
 
 def dump_config(config: dict[str, Any]) -> str:

@@ -2,9 +2,11 @@
 
 :data:`CONFIG_RANGES` mirrors the config's nesting; its ``model`` part (:data:`MODEL_RANGES`)
 mirrors a segmentor's config, whose ``backbone`` and heads take :data:`BACKBONE_RANGES` and
-:data:`HEAD_RANGES`. Config loading, ``--set``, model resolution, and the constructors and
-pipelines that take the same values all call :func:`check_ranges` on these tables, so a value
-is refused where it enters, in one line that names it. Rules between keys (a warm-up shorter
+:data:`HEAD_RANGES`. :func:`swinseg.models.resolve_config` checks a whole config (files and
+``--set`` alike: every command resolves its config before it does any work), and the
+constructors and pipelines that take the same values check theirs, so a value is refused where
+it enters, in one line that names it. (:func:`swinseg.configs.load_config` checks key names and
+types.) Rules between keys (a warm-up shorter
 than the schedule, in_index within the backbone's stages) stay with the code that needs them.
 """
 

@@ -20,7 +20,7 @@ from ..configs import CONFIG_DIR, list_configs, load_config
 from ..configs.ranges import CONFIG_RANGES, check_ranges
 from ..configs.schema import full_config, merge_config, plain
 from ..ops import parse_dtype
-from ..weights import checkpoint_config, is_url, load_checkpoint, read_native
+from ..weights import checkpoint_config, is_url, load_checkpoint, load_native, read_native
 from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
 from .zoo import ModelSpec, get_spec, list_models
@@ -113,10 +113,12 @@ def create_model(
     recursively, e.g. ``decode_head=dict(num_classes=19)``); an unknown key is an error naming it.
     """
     source = resolve(name)
-    builder, config = _architecture(source)
+    builder, config, read = _architecture(source)
     model = builder(**merge_config(config, overrides))
     weights = _weights(source, pretrained)
-    if weights is not None:
+    if read is not None and weights == source.location:
+        load_native(model, *read, source=weights)
+    elif weights is not None:
         load_checkpoint(model, weights, sha256=source.spec.sha256 if source.kind == "registered" and pretrained is True else None)
     return model.to(parse_dtype(dtype)) if dtype is not None else model
 
@@ -139,16 +141,17 @@ def validated_config(config: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _architecture(source: Source) -> tuple[type[nn.Module], dict[str, Any]]:
+def _architecture(source: Source) -> tuple[type[nn.Module], dict[str, Any], tuple | None]:
+    """The builder and its config; for a checkpoint, also what :func:`read_native` read from it."""
     if source.kind == "registered":
-        return source.spec.builder, source.spec.config
+        return source.spec.builder, source.spec.config, None
     if source.kind == "config":
         section = dict(resolve_config(source.config)["model"])
-        return get_spec(section.pop("name")).builder, section
-    sd, meta, _ = read_native(source.location)
-    config = checkpoint_config(sd, meta)
+        return get_spec(section.pop("name")).builder, section, None
+    read = read_native(source.location)
+    config = checkpoint_config(*read[:2])
     builder = EncoderDecoder if "backbone" in config else SwinTransformer
-    return builder, full_config(builder, **config)
+    return builder, full_config(builder, **config), read
 
 
 def _weights(source: Source, pretrained: bool | str | os.PathLike | None) -> str | os.PathLike | None:

@@ -142,8 +142,15 @@ class DecodeHead(nn.Module):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        arguments = dict(in_channels=in_channels, in_index=in_index, channels=channels, num_classes=num_classes)
-        check_ranges({**arguments, "dropout_ratio": dropout_ratio, "loss_weight": loss_weight}, HEAD_RANGES, f"{type(self).__name__}: ")
+        values = dict(
+            in_channels=in_channels,
+            in_index=in_index,
+            channels=channels,
+            num_classes=num_classes,
+            dropout_ratio=dropout_ratio,
+            loss_weight=loss_weight,
+        )
+        check_ranges(values, HEAD_RANGES, f"{type(self).__name__}: ")
         self.in_channels = in_channels
         self.in_index = in_index
         self.channels = channels

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..configs.schema import plain
 from ..data.dataset import SegDataset
 from ..engine.distributed import get_rank, init_distributed
 from ..engine.evaluate import evaluate, load_for_evaluation
@@ -61,9 +62,8 @@ def doctor(config: dict[str, Any], model: EncoderDecoder, dataset: SegDataset, t
     mode_detail = f"{actual['mode']}, crop {actual['crop_size']}, stride {actual['stride']}"
     lines.append(_check(actual == expected, "test mode", mode_detail + ("" if actual == expected else f"; the zoo used {expected}")))
     scale, zoo_scale = model.test_pipeline["scale"], spec.config["test_pipeline"]["scale"]
-    lines.append(
-        _check(list(scale) == list(zoo_scale), "test scale", f"{scale}" + ("" if scale == zoo_scale else f"; the zoo used {zoo_scale}"))
-    )
+    same_scale = plain(scale) == plain(zoo_scale)  # a pair (list or tuple) or a factor
+    lines.append(_check(same_scale, "test scale", f"{scale}" + ("" if same_scale else f"; the zoo used {zoo_scale}")))
     scan = scan_labels([ann for _, ann in dataset.samples], progress=False)
     findings = [
         f for f in diagnose(scan, None, dataset.num_classes, dataset.reduce_zero_label, dataset.ignore_index) if "never occur" not in f.text

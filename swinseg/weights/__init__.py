@@ -6,7 +6,7 @@ from .architecture import checkpoint_config, infer_config, infer_segmentor_confi
 from .convert import convert_checkpoint, hf_upernet_config
 from .formats import FORMATS, detect_format, from_native, is_segmentor, to_native
 from .hub import cache_dir, download, is_url
-from .load import LoadReport, load_checkpoint, native_meta, read_dataset_meta, read_native, save_checkpoint
+from .load import LoadReport, load_checkpoint, load_native, native_meta, read_dataset_meta, read_native, save_checkpoint
 
 __all__ = [
     "FORMATS",
@@ -23,6 +23,7 @@ __all__ = [
     "is_segmentor",
     "is_url",
     "load_checkpoint",
+    "load_native",
     "native_meta",
     "read_dataset_meta",
     "read_native",

@@ -15,7 +15,16 @@ from .formats import detect_format, is_segmentor, split_segmentor, to_native
 from .hub import download, is_url
 from .io import read_checkpoint, unwrap_state_dict, write_file
 
-__all__ = ["LoadReport", "NATIVE_FORMAT", "load_checkpoint", "native_meta", "read_dataset_meta", "read_native", "save_checkpoint"]
+__all__ = [
+    "LoadReport",
+    "NATIVE_FORMAT",
+    "load_checkpoint",
+    "load_native",
+    "native_meta",
+    "read_dataset_meta",
+    "read_native",
+    "save_checkpoint",
+]
 
 StateDict = dict[str, Tensor]
 NATIVE_FORMAT = "swinseg"
@@ -137,7 +146,14 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike, strict: bool = 
     head) is reported as ``expected_missing``; with ``strict``, any other missing or unexpected
     key, and any shape mismatch, is an error naming the keys.
     """
-    sd, meta, fmt = read_native(source, sha256)
+    return load_native(model, *read_native(source, sha256), source=source, strict=strict)
+
+
+def load_native(
+    model: nn.Module, sd: StateDict, meta: dict[str, Any], fmt: str, source: str | os.PathLike, strict: bool = True
+) -> LoadReport:
+    """:func:`load_checkpoint` of what :func:`read_native` read from ``source`` (so that a file
+    read once for its architecture is not read, and hash-checked, a second time)."""
     report = LoadReport(source=str(source), format=fmt)
     if _is_segmentor_model(model):
         backbone, heads = split_segmentor(sd) if is_segmentor(sd) else (sd, {})

@@ -62,6 +62,19 @@ def test_pretrained_with_a_checkpoint_is_honoured(tmp_path, checkpoint):
     assert _same_weights(create_model(path, pretrained=other_path), other)
 
 
+def test_a_checkpoint_is_read_once_for_its_architecture_and_weights(checkpoint, monkeypatch):
+    from swinseg.weights import io
+
+    model, path = checkpoint
+    read = []
+    original = io._read_file
+    monkeypatch.setattr(io, "_read_file", lambda p: (read.append(p), original(p))[1])
+    assert _same_weights(create_model(path), model)
+    assert read == [path]
+    create_model(path, pretrained=False)
+    assert read == [path, path]
+
+
 def test_pretrained_with_a_config(tmp_path):
     model = create_model(DEMO_CONFIG)
     assert isinstance(model, EncoderDecoder)
