@@ -400,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; errors print one line (the traceback with ``SWINSEG_DEBUG=1``) and return 1."""
     import os
 
+    from .engine.distributed import close_distributed
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
@@ -411,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
+    finally:
+        close_distributed()
     return 0
 
 

@@ -12,12 +12,25 @@ import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 from torch import Tensor, nn
 
-__all__ = ["init_distributed", "get_rank", "get_world_size", "rank_zero_first", "CPUSyncBatchNorm", "sync_batchnorm"]
+__all__ = [
+    "BACKENDS",
+    "init_distributed",
+    "close_distributed",
+    "get_rank",
+    "get_world_size",
+    "rank_zero_first",
+    "CPUSyncBatchNorm",
+    "sync_batchnorm",
+]
+
+# The process group's backend per device type. On GPUs, NCCL reduces CUDA tensors and gloo the
+# CPU ones (metric counts, objects, barriers): NCCL alone has no CPU backend.
+BACKENDS = {"cuda": "cpu:gloo,cuda:nccl", "cpu": "gloo"}
 
 
 def init_distributed(device: str | None = None) -> torch.device:
-    """Join the process group that ``torchrun`` describes in the environment (NCCL on GPUs, gloo
-    on CPUs) and return this process's device; in a plain run, just the device."""
+    """Join the process group that ``torchrun`` describes in the environment (:data:`BACKENDS`)
+    and return this process's device; in a plain run, just the device."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -25,8 +38,16 @@ def init_distributed(device: str | None = None) -> torch.device:
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type not in BACKENDS:
+            raise ValueError(f"--device {device}: several processes train on {', '.join(BACKENDS)} devices only")
+        dist.init_process_group(BACKENDS[dev.type])
     return dev
+
+
+def close_distributed() -> None:
+    """Leave the process group, if this process joined one (at the end of a command)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def get_rank() -> int:

@@ -83,7 +83,10 @@ class Trainer:
         self.amp = AMP_DTYPES.get(train_cfg["amp"])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp is torch.float16)
         self.ddp = (
-            DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+            # SyncBN already shares the statistics, as MMEngine's wrapper: no buffer broadcast
+            DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None, broadcast_buffers=False
+            )
             if self.world_size > 1
             else None
         )

@@ -184,11 +184,23 @@ def unwrap_state_dict(obj: dict[str, Any]) -> StateDict:
     return sd
 
 
+def _on_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in it (nested dicts, lists, tuples) copied to the CPU."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 def write_file(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write a checkpoint object atomically. ``.safetensors`` keeps the tensors of ``obj['state_dict']``
     (or of ``obj`` itself) and ``obj['meta']`` as metadata; any other suffix is a ``torch.save`` pickle.
     An object with ``meta`` (native weights, training state) gets its :func:`content_digest` there."""
     path = Path(path)
+    obj = _on_cpu(obj)  # a file written on a GPU loads on any machine
     meta = obj.get("meta")
     if path.suffix != ".safetensors":
         if isinstance(meta, dict):
@@ -198,7 +210,7 @@ def write_file(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
     sd = obj.get("state_dict", obj)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items() if isinstance(v, Tensor)}
+    tensors = {k: v.contiguous() for k, v in sd.items() if isinstance(v, Tensor)}
     if isinstance(meta, dict):
         meta = {**meta, DIGEST_KEY: content_digest(tensors, meta)}
     text = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (meta or {}).items()}
