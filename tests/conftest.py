@@ -40,6 +40,21 @@ torch.set_num_threads(min(torch.get_num_threads(), 2))
 os.environ.setdefault("SWINSEG_HOME", tempfile.mkdtemp(prefix="swinseg-test-home-"))
 
 
+@pytest.fixture(autouse=True)
+def _kernel_state_per_test():
+    """No test sees kernel choices another left in the process (forced, or restored from a
+    training checkpoint): a test's numbers never depend on the order tests run in. Choices kept
+    on disk stay: they are this machine's."""
+    from swinseg.ops import tuning
+
+    saved = dict(tuning._forced), dict(tuning._restored)
+    yield
+    for table, before in zip((tuning._forced, tuning._restored), saved, strict=True):
+        table.clear()
+        table.update(before)
+    tuning._chosen.clear()
+
+
 @pytest.fixture
 def swinseg_home(tmp_path, monkeypatch) -> Path:
     """An empty download cache."""

@@ -84,9 +84,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp is torch.float16)
         self.ddp = (
             # SyncBN already shares the statistics, as MMEngine's wrapper: no buffer broadcast
-            DistributedDataParallel(
-                self.model, device_ids=[self.device] if self.device.type == "cuda" else None, broadcast_buffers=False
-            )
+            DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None, broadcast_buffers=False)
             if self.world_size > 1
             else None
         )

@@ -5,6 +5,7 @@ tensor-level method names: ``extract_feat``, ``encode_decode``, ``inference`` (w
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,12 +36,23 @@ def resized_rows(logits: Tensor, size: Sequence[int], top: int, bottom: int, ali
         src = ((y + 0.5) * (h / height) - 0.5).clamp(min=0)
     y0 = src.floor().long().clamp(max=h - 1)
     y1 = (y0 + 1).clamp(max=h - 1)
-    first, last = int(y0[0]), int(y1[-1])
+    first, last = _source_rows(h, height, top, bottom, align_corners)
     band = resize(logits[:, :, first : last + 1], (last - first + 1, width), align_corners)
     weight = (src - y0).view(-1, 1).to(band.dtype)
     # index_select, not advanced indexing: its backward adds rows back (index_add_) instead of an
     # accumulating index_put, several times slower on a CPU
     return band.index_select(2, y0 - first) * (1 - weight) + band.index_select(2, y1 - first) * weight
+
+
+def _source_rows(h: int, height: int, top: int, bottom: int, align_corners: bool) -> tuple[int, int]:
+    """First and last source rows that output rows ``top:bottom`` read, computed in Python (reading
+    them from the index tensor would wait for the device once per strip); one row of margin
+    each side covers the float32 rounding of the tensor's positions. A wider band is exact:
+    its height is not resized."""
+    scale = ((h - 1) / (height - 1) if height > 1 else 0.0) if align_corners else h / height
+    start = top * scale if align_corners else max((top + 0.5) * scale - 0.5, 0.0)
+    end = (bottom - 1) * scale if align_corners else max((bottom - 0.5) * scale - 0.5, 0.0)
+    return max(math.floor(start) - 1, 0), min(math.floor(end) + 2, h - 1)
 
 
 def row_strips(height: int, per_row: int, max_elements: int) -> list[tuple[int, int]]:
@@ -228,11 +240,19 @@ class EncoderDecoder(nn.Module):
         crop_size: Sequence[int] | None = None,
         stride: Sequence[int] | None = None,
     ) -> Tensor:
-        """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits, by ``test_cfg`` unless given."""
+        """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits, by ``test_cfg`` unless given.
+
+        Each image of a batch is computed on its own, so that its logits are bit-identical alone
+        or in any batch: matrix-product libraries choose their algorithm (and so the rounding) by
+        the number of rows, which a batch multiplies (oneDNN does for the pyramid pooling's 1x1
+        convolutions, whose rows are batch x bins^2). On a CPU batching gains nothing measurable
+        (BENCHMARKS.md)."""
         if inputs.ndim != 4 or inputs.shape[1] != 3 or inputs.numel() == 0:
             raise ValueError(f"inputs must be normalized (B, 3, H, W) images, got shape {tuple(inputs.shape)}")
         if not torch.isfinite(inputs).all():
             raise ValueError("inputs contain NaN or Inf values")
+        if inputs.shape[0] > 1:
+            return torch.cat([self.inference(image[None], mode, crop_size, stride) for image in inputs])
         mode = mode or self.test_cfg["mode"]
         if mode == "whole":
             return self.encode_decode(inputs)

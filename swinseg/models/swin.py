@@ -277,10 +277,11 @@ class SwinBlock(nn.Module):
         x = x + self.drop_path(self._window_attention(self.norm1(x), window, shift, mask, tokens))
         if tokens is None:
             return x + self.drop_path(self.mlp(self.norm2(x)))
-        flat = x.view(-1, x.shape[-1])
-        for i in range(0, flat.shape[0], tokens):
-            rows = flat[i : i + tokens]
-            rows += self.mlp(self.norm2(rows))
+        for image in x:
+            flat = image.view(-1, x.shape[-1])
+            for i in range(0, flat.shape[0], tokens):
+                rows = flat[i : i + tokens]
+                rows += self.mlp(self.norm2(rows))
         return x
 
     def _attend(self, windows: Tensor, attn_mask: Tensor, tokens: int | None) -> Tensor:
@@ -288,7 +289,7 @@ class SwinBlock(nn.Module):
         windows of one image at a time (contiguous slices)."""
         B, nW, N, _ = windows.shape
         per = max((tokens or 0) // N, 1)
-        if tokens is None or B * nW <= per:
+        if tokens is None or (B == 1 and nW <= per):
             return self.attn(windows, attn_mask)
         out = torch.empty_like(windows)
         for b in range(B):

@@ -7,14 +7,20 @@ on its batch), in this order:
 1. forced: :func:`configure` (``configure(attention="sdpa")``) or the environment variable
    ``SWINSEG_KERNELS`` (``attention=sdpa,conv3x3=direct``); then choices restored from a training
    checkpoint (:func:`restore`), so that a resumed run computes what the killed one did;
-2. made before: in this process, or on this machine (same CPU or GPU, torch version and thread
-   count) by an earlier process, kept in ``$SWINSEG_HOME/kernels/<signature>-r<REVISION>.json``;
+2. made before: in this process, or on this machine (same CPU, torch version and thread count)
+   by an earlier process, kept in ``$SWINSEG_HOME/kernels/<signature>-r<REVISION>.json``;
 3. timed (the default, without gradients): every candidate runs on the real inputs, one warm-up
    call then ``ROUNDS`` interleaved rounds; the fastest wins unless the default is within
    ``MARGIN`` of it (a busy machine's noise should not move a choice, which then stays). The
    random state is restored afterwards, so timing draws nothing;
-4. with timing off (``configure(tune=False)`` or ``SWINSEG_KERNELS=tune=off``), and for calls that
-   need a gradient (training): the default.
+4. with timing off (``configure(tune=False)`` or ``SWINSEG_KERNELS=tune=off``), for calls that
+   need a gradient (training), off the CPU and in a process that is one of several: the default.
+
+Timing is for CPUs alone. On a GPU it would run again for every new window count (every new
+input size of keep-ratio evaluation, TTA and video) and every rank of a DDP run would time on
+its own, so that ranks could compute the same image differently; the GPU candidates (PyTorch's
+fused attention against bmm) differ little there. For the same reason the processes of a
+``torchrun`` job use the choices kept on disk or the defaults, never their own timings.
 
 The timing runs where the work runs, on the actual tensors: a kernel that is fast in isolation
 can be slow on the real data (denormal probabilities from the shift mask slow some CPUs'
@@ -180,6 +186,10 @@ def _time(candidates: dict[str, Callable[[], Any]], device: torch.device) -> dic
         return {name: min(t) for name, t in interleaved_times(candidates, device, 1, ROUNDS).items()}
 
 
+def _several_processes() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
 def choose(
     op: str,
     shape: str,
@@ -197,10 +207,11 @@ def choose(
     checkpointing, where an extra forward and backward pass is not allowed)."""
     _read_environment()
     key = f"{op}/{device.type}/{str(dtype).removeprefix('torch.')}/{shape}"
-    name = _forced.get(op) or _chosen.get(key) or _restored.get(key) or _disk(device).get(key)
+    cpu = device.type == "cpu"
+    name = _forced.get(op) or _chosen.get(key) or _restored.get(key) or (_disk(device).get(key) if cpu else None)
     if name is None or name not in candidates:
         name = default
-        if _tune[0] and timeable and len(candidates) > 1:
+        if _tune[0] and timeable and len(candidates) > 1 and cpu and not _several_processes():
             times = _time(candidates, device)
             fastest = min(times, key=times.__getitem__)
             if times[default] > times[fastest] * (1 + MARGIN):

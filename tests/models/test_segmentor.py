@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import swinseg
 from swinseg.models.heads import ReLU
-from swinseg.models.segmentor import EncoderDecoder, seg_cross_entropy
+from swinseg.models.segmentor import EncoderDecoder, resized_rows, seg_cross_entropy
 from swinseg.models.zoo import get_spec, list_models
 from swinseg.predict import predict, predict_logits, tta_probs, upsampled_argmax
 
@@ -328,3 +328,29 @@ def test_compiled_whole_inference_takes_new_sizes_without_recompiling() -> None:
             x = torch.randn(1, 3, *size)
             torch.testing.assert_close(compiled(x), model.encode_decode(x), rtol=1e-4, atol=1e-5)
     assert len(graphs) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    h=st.integers(1, 200),
+    height=st.integers(1, 3000),
+    align=st.booleans(),
+    data=st.data(),
+)
+def test_strip_rows_are_exactly_the_full_resize_and_their_source_bounds_need_no_device_wait(h, height, align, data):
+    """The source rows of a strip are computed in Python (no wait for the device per strip); the
+    band they give must hold every row the float32 positions read, and the strip must equal the
+    full bilinear resize's rows (to round-off: the rows are blended by their own weights)."""
+    from swinseg.models.segmentor import _source_rows
+
+    top = data.draw(st.integers(0, height - 1))
+    bottom = data.draw(st.integers(top + 1, height))
+    y = torch.arange(top, bottom, dtype=torch.float32)
+    src = y * ((h - 1) / (height - 1) if height > 1 else 0.0) if align else ((y + 0.5) * (h / height) - 0.5).clamp(min=0)
+    y0 = src.floor().long().clamp(max=h - 1)
+    first, last = _source_rows(h, height, top, bottom, align)
+    assert 0 <= first <= int(y0.min()) and int((y0 + 1).clamp(max=h - 1).max()) <= last <= h - 1
+    if height <= 400:
+        logits = torch.randn(1, 2, h, 5)
+        full = F.interpolate(logits, size=(height, 7), mode="bilinear", align_corners=align)
+        torch.testing.assert_close(resized_rows(logits, (height, 7), top, bottom, align), full[:, :, top:bottom], atol=1e-4, rtol=1e-4)

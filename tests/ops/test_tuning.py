@@ -118,3 +118,27 @@ def test_an_unwritable_home_warns_and_keeps_the_choice_in_the_process(fresh, mon
     with pytest.warns(UserWarning, match="kernel choices are not kept across runs"):
         tuning.choose("conv3x3", "C5", torch.float32, torch.device("cpu"), candidates, default="winograd")
     assert ops.choices() == {"conv3x3/cpu/float32/C5": "direct"}
+
+
+def test_no_timing_off_the_cpu_nor_in_one_of_several_processes(fresh, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU would time again for every new window count and each DDP rank on its own: there,
+    and in any process of a torchrun job, the default runs unless a choice was forced."""
+    calls: list[str] = []
+    candidates = {"sdpa": _sleeper(0.02, calls, "sdpa"), "bmm": _sleeper(0.0, calls, "bmm")}
+    assert tuning.choose("attention", "N49-w4", torch.float32, torch.device("cuda"), candidates, default="sdpa") == "sdpa"
+    assert tuning.choose("attention", "N49-w8", torch.float32, torch.device("cuda"), candidates, default="sdpa") == "sdpa"
+    monkeypatch.setattr(tuning, "_several_processes", lambda: True)
+    assert tuning.choose("attention", "N49-w4", torch.float32, torch.device("cpu"), candidates, default="sdpa") == "sdpa"
+    assert calls == []
+    with ops.forced(attention="bmm"):
+        assert tuning.choose("attention", "N49-w16", torch.float32, torch.device("cuda"), candidates, default="sdpa") == "bmm"
+
+
+def test_chunk_choices_are_keyed_per_image() -> None:
+    from swinseg.ops import chunk_tokens
+
+    seen = []
+    for batch in (1, 4):
+        with ops.forced(chunk="whole"):
+            chunk_tokens(lambda tokens: seen.append(tokens), torch.zeros(batch, 16, 20, 8))
+    assert len({k for k in ops.choices() if k.startswith("chunk/")}) == 1
