@@ -12,9 +12,9 @@ import torch
 import swinseg
 from swinseg import ops
 from swinseg.ops.attention import KERNELS as ATTENTION
+from swinseg.ops.chunking import CHUNKS
 from swinseg.ops.conv import KERNELS as CONV3X3
 from swinseg.ops.linear import KERNELS as LINEAR
-from swinseg.ops.chunking import CHUNKS
 from swinseg.predict import predict
 
 from ..helpers import randomize_, tiny_segmentor
