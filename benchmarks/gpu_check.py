@@ -1,169 +1,412 @@
-"""The GPU check: parity on the device, training steps in three precisions, inference speed
-beside HF and timm against published figures, and the kernels chosen there.
+"""The GPU check: what a user's first job on a GPU does, section by section, within 6 minutes.
 
-    bash benchmarks/gpu_check.sh [OUT_DIR]        # on a CUDA machine (< 8 minutes)
-    bash benchmarks/gpu_check.sh --dry-run        # the same code path on the CPU, tiny sizes (CI)
+    bash benchmarks/gpu_check.sh [OUT_DIR]        # on a CUDA machine (torch, timm, transformers, opencv)
+    bash benchmarks/gpu_check.sh --dry-run        # the same sections on the CPU, tiny sizes (CI)
 
-Writes ``gpu_check.json`` (and the shell script ``gpu_check.log``) to OUT_DIR (default ``$OUT``).
-Published figures: MMSegmentation's UPerNet Swin-T, 512x512, 5.02 GB training memory and 21.06
-FPS whole inference at 512x2048 (V100); the Swin paper's 755 img/s for Swin-T at 224 (V100).
+Sections, in order, each under its own deadline; ``gpu_check.json`` is rewritten after every
+section, so a check cut short by ``timeout`` keeps what it finished:
+
+1. ``parity``: logits against timm's and HF's models with shared random weights (fp32, TF32 off);
+2. ``cpu_vs_device``: swinseg's CPU logits against its logits on the device (Swin-T UPerNet);
+3. ``ddp``: a one-process group as ``torchrun`` makes it (NCCL + gloo), DDP with SyncBN, a
+   training step, IoU counts all-reduced, a barrier;
+4. ``train_cli``: ``swinseg train`` for 30 iterations on a synthetic dataset, killed after its
+   first checkpoint, then ``--resume`` to the end;
+5. ``predict_cli``: ``swinseg predict`` whole, slide, ``--tta`` and ``--confidence``;
+6. ``precision``: Swin-T UPerNet training at batch 2, 512x512: peak memory in fp32 and bf16
+   against MMSegmentation's 5.02 GB per GPU; fp16 with a GradScaler on one batch: the scale,
+   the skipped steps (some, not all) and a falling loss;
+7. ``speed``: as the published figures were measured: MMSegmentation's 21.06 FPS is whole
+   inference of ADE20K val images resized into (2048, 512) (about 512 x 683), fp32, with
+   pre- and post-processing (V100); the Swin paper's 755 img/s is Swin-T at batch 64, 224 (V100);
+8. ``compile`` (optional, last): ``torch.compile`` of whole inference, first call and steady FPS.
+
+Imports only swinseg and the peers (no pytest, nothing from tests/).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import peers as bench
 import torch
+import torch.distributed as dist
+from torch import nn
 
 import swinseg
 from swinseg import ops
+from swinseg.engine.distributed import BACKENDS, wrap_ddp
+from swinseg.engine.metrics import IoUMetric
 from swinseg.engine.optim import build_optimizer
 from swinseg.ops.tuning import synchronize
-from tests.helpers import randomize_
+from swinseg.tools.demo import DEMO_CONFIG
+from swinseg.tools.synthetic import write_dataset
 
 UPERNET_T = bench.UPERNET_T
 CLASSIFIER = "swin_tiny_patch4_window7_224"
-PUBLISHED = {"train_memory_gb": 5.02, "segment_512x2048_fps": 21.06, "classify_b64_img_s": 755.0}
+PUBLISHED = {"train_memory_gb": 5.02, "segment_fps": 21.06, "classify_b64_img_s": 755.0}
 TOL = 1e-4
-DEADLINE_S = 420.0
+TOTAL_S = 360.0
+# (section, seconds it may take on the GPU); the dry run gets the same deadlines
+BUDGETS = {"parity": 45, "cpu_vs_device": 40, "ddp": 30, "train_cli": 90, "predict_cli": 50, "precision": 60, "speed": 45}
+# the demo config at a size a CPU trains in seconds (the dry run)
+TINY = [
+    "model.backbone.embed_dims=16",
+    "model.backbone.depths=[1, 1, 1, 1]",
+    "model.backbone.num_heads=[1, 1, 2, 2]",
+    "model.decode_head.channels=16",
+    "model.auxiliary_head.channels=8",
+    "model.data_preprocessor.size=[32, 32]",
+    "model.test_pipeline.scale=[128, 48]",
+    "data.pipeline.crop_size=[32, 32]",
+    "data.pipeline.scale=[128, 48]",
+    "data.batch_size=2",
+]
 
 
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a.float() - b.float()).abs().max().item()
+class SectionTimeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise SectionTimeout("past its deadline")
 
 
 @torch.no_grad()
-def parity(device: torch.device, size: tuple[int, int], tmp: Path) -> dict[str, Any]:
-    """Max |logits difference| against timm's and HF's models with shared random weights, fp32
-    (TF32 off)."""
-    timm = bench._import_timm()  # with torchvision's operator schemas defined where its build cannot load them
-    from transformers import SwinConfig, SwinForImageClassification
+def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights in every parameter and BatchNorm statistic (norm weights near 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        noise = torch.randn(p.shape, generator=gen)
+        p.copy_(1.0 + 0.1 * noise if p.ndim == 1 and "norm" in name and name.endswith("weight") else 0.05 * noise)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.running_mean.copy_(0.1 * torch.randn(module.running_mean.shape, generator=gen))
+            module.running_var.copy_(0.5 + torch.rand(module.running_var.shape, generator=gen))
+    return model
 
-    from tests.models.test_upernet_reference import _hf_upernet as hf_upernet
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.float().cpu() - b.float().cpu()).abs().max().item()
+
+
+@torch.no_grad()
+def parity(ctx: dict[str, Any]) -> dict[str, Any]:
+    device, tmp = ctx["device"], ctx["tmp"]
+    timm = bench._import_timm()
+    from transformers import SwinConfig, SwinForImageClassification, UperNetConfig, UperNetForSemanticSegmentation
 
     out: dict[str, Any] = {}
-    ref = randomize_(timm.create_model(CLASSIFIER)).eval()
-    torch.save(ref.state_dict(), tmp / "timm.pth")
-    ours = swinseg.create_model(CLASSIFIER, pretrained=tmp / "timm.pth").eval()
     x = torch.randn(2, 3, 224, 224, device=device)
-    out["timm_classifier"] = _max_diff(ours.to(device)(x), ref.to(device)(x))
-
-    ref = randomize_(SwinForImageClassification(SwinConfig(num_labels=17))).eval()
+    if timm is not None:
+        ref = _randomize(timm.create_model(CLASSIFIER)).eval()
+        torch.save(ref.state_dict(), tmp / "timm.pth")
+        ours = swinseg.create_model(CLASSIFIER, pretrained=tmp / "timm.pth").eval()
+        out["timm_classifier"] = _max_diff(ours.to(device)(x), ref.to(device)(x))
+    ref = _randomize(SwinForImageClassification(SwinConfig(num_labels=17))).eval()
     ref.save_pretrained(tmp / "hf-cls")
     ours = swinseg.create_model(CLASSIFIER, num_classes=17).eval()
     swinseg.load_checkpoint(ours, tmp / "hf-cls")
     out["hf_classifier"] = _max_diff(ours.to(device)(x), ref.to(device)(pixel_values=x).logits)
-
-    ref = hf_upernet()  # the parity test's small UPerNet, random weights
+    backbone = SwinConfig(embed_dim=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4], out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = UperNetConfig(backbone_config=backbone, hidden_size=24, auxiliary_in_channels=64, auxiliary_channels=8, num_labels=6)
+    ref = _randomize(UperNetForSemanticSegmentation(config)).eval()
     ref.save_pretrained(tmp / "hf-upernet")
     ours = swinseg.create_model(tmp / "hf-upernet").eval()
-    x = torch.randn(1, 3, *size, device=device)
+    x = torch.randn(1, 3, *ctx["size"], device=device)
     out["hf_upernet"] = _max_diff(ours.to(device).encode_decode(x), ref.to(device)(pixel_values=x).logits)
     out["passed"] = all(v < TOL for v in out.values())
     return out
 
 
-def train_steps(device: torch.device, size: int, steps: int) -> dict[str, Any]:
-    """UPerNet Swin-T training steps at batch 2 in fp32, bf16 autocast and fp16 with a gradient
-    scaler: losses, seconds per step (after the first) and peak memory."""
-    out: dict[str, Any] = {}
-    for mode, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-        torch.manual_seed(0)
-        model = swinseg.create_model(UPERNET_T).to(device).train()
-        optimizer = build_optimizer(model)
-        scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
-        x = torch.randn(2, 3, size, size, device=device)
-        labels = torch.randint(0, 150, (2, size, size), device=device)
+@torch.no_grad()
+def cpu_vs_device(ctx: dict[str, Any]) -> dict[str, Any]:
+    model = _randomize(swinseg.create_model(ctx["segmentor"])).eval()
+    x = torch.randn(1, 3, *ctx["size"])
+    on_cpu = model.inference(x)
+    on_device = model.to(ctx["device"]).inference(x.to(ctx["device"])).cpu()
+    diff = _max_diff(on_cpu, on_device)
+    agree = (on_cpu.argmax(1) == on_device.argmax(1)).float().mean().item()
+    return {"max_logit_diff": diff, "label_agreement": agree, "passed": diff < 10 * TOL}
+
+
+def ddp(ctx: dict[str, Any]) -> dict[str, Any]:
+    device = ctx["device"]
+    dist.init_process_group(BACKENDS[device.type], store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        model = swinseg.create_model(DEMO_CONFIG).to(device).train()
         if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-        losses, times = [], []
-        for _ in range(steps):
-            synchronize(device)
-            start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = sum(v for k, v in model(x, labels).items() if "loss" in k)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            synchronize(device)
-            times.append(time.perf_counter() - start)
-            losses.append(loss.item())
-        out[mode] = {
-            "losses": losses,
-            "finite": all(math.isfinite(v) for v in losses),
-            "s_per_step": sum(times[1:]) / max(len(times) - 1, 1),
-            "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = wrap_ddp(model, device)
+        optimizer = build_optimizer(model)
+        x, y = torch.randn(2, 3, 64, 64, device=device), torch.randint(0, model.num_classes, (2, 64, 64), device=device)
+        loss = sum(v for k, v in net(x, y).items() if "loss" in k)
+        loss.backward()
+        optimizer.step()
+        metric = IoUMetric(model.num_classes)
+        with torch.no_grad():
+            metric.update(model.eval().inference(x).argmax(1)[0], y[0])
+        metric.all_reduce()  # CPU counts in the group torchrun gets (plain NCCL refused them)
+        dist.barrier()
+        sync_bn = sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+        return {
+            "backend": BACKENDS[device.type],
+            "loss": loss.item(),
+            "sync_bn_layers": sync_bn,
+            "mIoU": metric.compute()["mIoU"],
+            "passed": True,
         }
-        del model, optimizer
-    return out
+    finally:
+        dist.destroy_process_group()
 
 
-def speed(device: torch.device, dry_run: bool, deadline: float) -> dict[str, Any]:
-    """Classification img/s and whole-image segmentation FPS beside HF and timm: fp32, bf16
-    weights, and ours compiled."""
-    if dry_run:
-        cases = {"classify": lambda: bench.classify_case(CLASSIFIER, 1, 224), "segment": lambda: bench.segment_case(64, 128)}
-        warmup, rounds = 1, 1
-    else:
-        cases = {"classify": lambda: bench.classify_case(CLASSIFIER, 64, 224), "segment": lambda: bench.segment_case(512, 2048)}
-        warmup, rounds = 3, 10
-    targets = {
-        "fp32": (bench.Target(device), None),
-        "bf16": (bench.Target(device, weights=torch.bfloat16), None),
-        "compiled": (bench.Target(device), bench.Target(device, compile=True)),
+def _swinseg(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "swinseg.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
+
+
+def _finish(proc: subprocess.Popen, what: str) -> str:
+    output, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{what} exited {proc.returncode}: {output.strip().splitlines()[-1:]}")
+    return output
+
+
+def train_cli(ctx: dict[str, Any]) -> dict[str, Any]:
+    tmp, device = ctx["tmp"], ctx["device"]
+    root = write_dataset(tmp / "data", train=16, val=4, size=(96, 128))
+    work = tmp / "train"
+    iters = 30
+    args = ["train", DEMO_CONFIG, "--work-dir", str(work), "--device", device.type, "--set", f"data.root={root}"]
+    args += [f"schedule.max_iters={iters}", "schedule.warmup_iters=5", "train.checkpoint_interval=10", "train.val_interval=30"]
+    args += ["train.log_interval=5", "data.num_workers=2", *ctx["tiny"]]
+    start = time.perf_counter()
+    proc = _swinseg(args)
+    killed_at = None
+    while proc.poll() is None:
+        if (work / "iter_10.pth").is_file():  # written atomically: complete once it is there
+            proc.kill()
+            killed_at = time.perf_counter() - start
+            break
+        time.sleep(0.1)
+    proc.communicate()
+    output = _finish(_swinseg([*args, "--resume"]), "swinseg train --resume")
+    ctx["checkpoint"] = work / f"iter_{iters}.pth"
+    resumed = next((line for line in output.splitlines() if line.startswith("resumed from")), None)
+    val = [json.loads(line) for line in (work / "scalars.jsonl").read_text().splitlines() if '"val"' in line]
+    return {
+        "killed_after_s": killed_at,
+        "resumed": resumed,
+        "seconds": time.perf_counter() - start,
+        "final_checkpoint": ctx["checkpoint"].is_file(),
+        "val_mIoU": val[-1].get("mIoU") if val else None,
+        "passed": ctx["checkpoint"].is_file() and resumed is not None and bool(val),
     }
+
+
+def predict_cli(ctx: dict[str, Any]) -> dict[str, Any]:
+    tmp, device = ctx["tmp"], ctx["device"]
+    images = tmp / "data" / "images" / "validation"
+    runs = {"whole": ["--mode", "whole"], "slide": ["--mode", "slide", "--crop", "64", "--stride", "48"], "tta": ["--tta"]}
+    runs["confidence"] = ["--confidence", "--probs", "3"]
     out: dict[str, Any] = {}
-    for label, (target, ours) in targets.items():
-        if time.perf_counter() > deadline:
-            out[label] = "skipped: out of time"
-            continue
-        if dry_run and ours is not None:
-            ours = None  # inductor's C++ build takes minutes on a CPU: the dry run checks the rest
-        results = bench.run_cases(list(cases), target, warmup, rounds, ours=ours, cases=cases, log=lambda _: None)
-        out[label] = [{"case": r.case, "impl": r.impl, "median_ms": 1000 * r.median, "per_s": r.images / r.median} for r in results]
-        print(bench.format_table(results, None), flush=True)
+    for name, extra in runs.items():
+        dest = tmp / f"pred-{name}"
+        start = time.perf_counter()
+        _finish(_swinseg(["predict", str(ctx["checkpoint"]), str(images), "--out", str(dest), "--device", device.type, *extra]), name)
+        files = sorted(p.name for p in dest.iterdir())
+        out[name] = {"seconds": time.perf_counter() - start, "files": len(files)}
+    stems = [p.stem for p in images.iterdir()]
+    wanted = {n: [tmp / f"pred-{n}" / f"{s}.png" for s in stems] for n in runs}
+    wanted["confidence"] += [tmp / "pred-confidence" / f"{s}_{kind}" for s in stems for kind in ("conf.png", "probs.npz")]
+    out["passed"] = all(f.is_file() for files in wanted.values() for f in files)
     return out
+
+
+def _train_step_memory(name: str, device: torch.device, size: int, dtype: torch.dtype | None, steps: int) -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = swinseg.create_model(name).to(device).train()
+    optimizer = build_optimizer(model)
+    x, y = torch.randn(2, 3, size, size, device=device), torch.randint(0, model.num_classes, (2, size, size), device=device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(steps):
+        synchronize(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = sum(v for k, v in model(x, y).items() if "loss" in k)
+        loss.backward()
+        optimizer.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return {"s_per_step": sum(times[1:]) / max(len(times) - 1, 1), "peak_memory_gb": peak}
+
+
+def precision(ctx: dict[str, Any]) -> dict[str, Any]:
+    device, size = ctx["device"], ctx["train_size"]
+    out: dict[str, Any] = {}
+    for mode, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        out[mode] = _train_step_memory(ctx["segmentor"], device, size, dtype, 3)
+        if out[mode]["peak_memory_gb"] is not None:
+            out[mode]["vs_published_5.02GB"] = out[mode]["peak_memory_gb"] / PUBLISHED["train_memory_gb"]
+    torch.manual_seed(0)
+    model = swinseg.create_model(ctx["segmentor"]).to(device).train()
+    optimizer = build_optimizer(model, lr=2e-4)
+    scaler = torch.amp.GradScaler(device.type)
+    x, y = torch.randn(2, 3, size, size, device=device), torch.randint(0, model.num_classes, (2, size, size), device=device)
+    losses, scales, skipped = [], [], 0
+    for _ in range(ctx["fp16_steps"]):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.float16):
+            loss = sum(v for k, v in model(x, y).items() if "loss" in k)
+        scaler.scale(loss).backward()
+        before = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        skipped += scaler.get_scale() < before  # the scaler halves the scale on a skipped step
+        losses.append(loss.item())
+        scales.append(scaler.get_scale())
+    out["fp16"] = {"losses": losses, "scales": scales, "skipped_steps": int(skipped), "steps": len(losses)}
+    out["passed"] = skipped < len(losses) and losses[-1] < losses[0] and all(np.isfinite(losses[-3:]))
+    return out
+
+
+@torch.no_grad()
+def speed(ctx: dict[str, Any]) -> dict[str, Any]:
+    device = ctx["device"]
+    model = swinseg.create_model(ctx["segmentor"]).to(device).eval()
+    rgb = np.random.default_rng(0).integers(0, 256, (*ctx["ade_size"], 3), dtype=np.uint8)
+    out: dict[str, Any] = {}
+    for label, tf32 in (("fp32", False), ("tf32", True)):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        times = _timed(lambda: swinseg.inference(model, rgb), device, ctx["rounds"])
+        out[f"segment_{label}_fps"] = 1 / float(np.median(times))
+        out[f"segment_{label}_vs_published"] = out[f"segment_{label}_fps"] / PUBLISHED["segment_fps"]
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    classifier = swinseg.create_model(CLASSIFIER).to(device).eval()
+    x = torch.randn(ctx["classify_batch"], 3, 224, 224, device=device)
+    times = _timed(lambda: classifier(x), device, ctx["rounds"])
+    out["classify_fp32_img_s"] = ctx["classify_batch"] / float(np.median(times))
+    out["classify_vs_published"] = out["classify_fp32_img_s"] / PUBLISHED["classify_b64_img_s"]
+    out["input"] = f"{ctx['ade_size'][0]}x{ctx['ade_size'][1]} uint8 RGB -> labels (whole, keep-ratio into 2048x512, resize back, argmax)"
+    out["passed"] = True
+    return out
+
+
+def _timed(fn: Callable[[], Any], device: torch.device, rounds: int) -> list[float]:
+    fn()
+    times = []
+    for _ in range(rounds):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@torch.no_grad()
+def compiled(ctx: dict[str, Any]) -> dict[str, Any]:
+    device = ctx["device"]
+    model = swinseg.create_model(UPERNET_T).to(device).eval()
+    fn = torch.compile(model.encode_decode, dynamic=True)
+    x = torch.randn(1, 3, *ctx["ade_size"], device=device)
+    start = time.perf_counter()
+    fn(x)
+    synchronize(device)
+    first = time.perf_counter() - start
+    times = _timed(lambda: fn(x), device, ctx["rounds"])
+    return {"first_call_s": first, "encode_decode_fps": 1 / float(np.median(times)), "passed": True}
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "parity": parity,
+    "cpu_vs_device": cpu_vs_device,
+    "ddp": ddp,
+    "train_cli": train_cli,
+    "predict_cli": predict_cli,
+    "precision": precision,
+    "speed": speed,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for gpu_check.json")
-    parser.add_argument("--dry-run", action="store_true", help="on the CPU with tiny sizes (the same code path)")
+    parser.add_argument("--dry-run", action="store_true", help="the same sections on the CPU with tiny sizes")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the optional compile section")
     args = parser.parse_args()
     started = time.perf_counter()
     device = torch.device("cpu" if args.dry_run else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device (use --dry-run on a CPU)")
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    report: dict[str, Any] = {"machine": ops.machine_info(device), "dry_run": args.dry_run, "published_v100": PUBLISHED}
-    print(json.dumps(report["machine"]), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        report["parity"] = parity(device, (64, 96) if args.dry_run else (512, 512), Path(tmp))
-    print("parity:", json.dumps(report["parity"]), flush=True)
-    report["train"] = train_steps(device, 32 if args.dry_run else 512, 2 if args.dry_run else 4)
-    print("train:", json.dumps(report["train"]), flush=True)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # speed as users run it
-    report["speed"] = speed(device, args.dry_run, started + DEADLINE_S)
-    report["kernels"] = ops.choices()
-    report["seconds"] = time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
-    print(f"kernels: {json.dumps(report['kernels'])}\nwrote {out / 'gpu_check.json'} in {report['seconds']:.0f} s")
-    failed = [
-        k
-        for k, ok in (("parity", report["parity"]["passed"]), *((f"train {m}", r["finite"]) for m, r in report["train"].items()))
-        if not ok
-    ]
+    report: dict[str, Any] = {"machine": ops.machine_info(device), "dry_run": args.dry_run, "published_v100": PUBLISHED}
+    print(json.dumps(report["machine"]), flush=True)
+    dry = args.dry_run
+    signal.signal(signal.SIGALRM, _alarm)
+
+    def write() -> None:
+        report["kernels"] = ops.choices()
+        report["seconds"] = time.perf_counter() - started
+        tmp_json = out / "gpu_check.json.part"
+        tmp_json.write_text(json.dumps(report, indent=1, default=str))
+        os.replace(tmp_json, out / "gpu_check.json")
+
+    sections = dict(SECTIONS) if dry or args.no_compile else {**SECTIONS, "compile": compiled}
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = {
+            "device": device,
+            "tmp": Path(tmp),
+            "size": (64, 96) if dry else (512, 512),
+            "train_size": 64 if dry else 512,
+            "fp16_steps": 6 if dry else 16,
+            "ade_size": (64, 86) if dry else (512, 683),
+            "classify_batch": 2 if dry else 64,
+            "rounds": 2 if dry else 10,
+            "tiny": TINY if dry else [],
+            "segmentor": DEMO_CONFIG if dry else UPERNET_T,  # Swin-T UPerNet trains too slowly on a CPU
+        }
+        write()
+        for name, section in sections.items():
+            left = TOTAL_S - (time.perf_counter() - started)
+            budget = min(BUDGETS.get(name, left), left)
+            if budget < 5:
+                report[name] = {"skipped": "out of time", "passed": name == "compile"}
+                write()
+                continue
+            signal.alarm(int(budget))
+            t0 = time.perf_counter()
+            try:
+                report[name] = section(ctx)
+            except Exception as e:  # a section that fails is recorded; the others still run
+                report[name] = {"error": f"{type(e).__name__}: {e}", "passed": False}
+            finally:
+                signal.alarm(0)
+            report[name]["seconds_section"] = time.perf_counter() - t0
+            print(f"{name}: {json.dumps(report[name], default=str)}", flush=True)
+            write()
+    failed = [name for name in sections if not report.get(name, {}).get("passed", False)]
+    write()
+    print(f"{len(report['kernels'])} kernel choices recorded\nwrote {out / 'gpu_check.json'} in {report['seconds']:.0f} s")
     if failed:
         raise SystemExit(f"gpu_check failed: {', '.join(failed)}")
 

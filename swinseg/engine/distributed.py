@@ -4,6 +4,7 @@ SyncBatchNorm (PyTorch's on GPUs, an all-reduce one on CPUs)."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "BACKENDS",
@@ -21,6 +23,7 @@ __all__ = [
     "rank_zero_first",
     "CPUSyncBatchNorm",
     "sync_batchnorm",
+    "wrap_ddp",
 ]
 
 # The process group's backend per device type. On GPUs, NCCL reduces CUDA tensors and gloo the
@@ -115,3 +118,13 @@ def sync_batchnorm(model: nn.Module, device: torch.device | str) -> nn.Module:
         else:
             sync_batchnorm(child, device)
     return model
+
+
+def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """DistributedDataParallel without a buffer broadcast before each forward pass, as MMEngine
+    wraps: synchronized BatchNorm already gives every rank the same statistics. (PyTorch 2.13
+    renames the switch ``forward_sync_buffers``; the buffers are still synced once at the start.)"""
+    ids = [device] if device.type == "cuda" else None
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .. import ops
@@ -26,7 +25,7 @@ from ..files import WriteError, atomic_write, check_writable, exclusive
 from ..models.factory import build_segmentor, resolve_config
 from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
-from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm
+from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm, wrap_ddp
 from .evaluate import evaluate
 from .logger import TrainLogger, read_scalars
 from .metrics import IoUMetric
@@ -82,12 +81,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, **config["optimizer"])
         self.amp = AMP_DTYPES.get(train_cfg["amp"])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp is torch.float16)
-        self.ddp = (
-            # SyncBN already shares the statistics, as MMEngine's wrapper: no buffer broadcast
-            DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None, broadcast_buffers=False)
-            if self.world_size > 1
-            else None
-        )
+        self.ddp = wrap_ddp(self.model, self.device) if self.world_size > 1 else None
         if resume_path is not None:
             self._load(resume_path)
         self.best = BestKeeper(self.work_dir, train_cfg["save_best"])

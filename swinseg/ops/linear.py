@@ -4,7 +4,8 @@ separate pass) or ``onednn`` (oneDNN's matmul with the bias and GELU applied as 
 output, the form PyTorch's inductor emits). The weights are not kept reordered into oneDNN's
 blocked layout (5-15% faster products): an update by the fused AdamW leaves no trace
 (``_version``) to tell a stale copy by, and a stale copy would be silently wrong.
-Chosen by :mod:`swinseg.ops.tuning` per layer shape and dtype (float32, bfloat16). With
+Chosen by :mod:`swinseg.ops.tuning` per layer shape and dtype (float32; bfloat16 where oneDNN
+has bf16 kernels: AVX512-BF16/AMX CPUs). With
 gradients, under tracing, in other dtypes and off the CPU: ``F.linear``."""
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ KERNELS = ("aten", "onednn")
 register("linear", KERNELS)
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+# oneDNN's bf16 matmul needs AVX512-BF16/AMX (or AVX512 emulation): on AVX2 CPUs it has no primitive
+_DTYPES = (torch.float32, torch.bfloat16) if _ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported() else (torch.float32,)
 
 
 def _aten(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
@@ -41,7 +44,7 @@ def linear(x: Tensor, layer: nn.Linear, gelu: bool = False) -> Tensor:
         or torch.is_grad_enabled()
         or torch.compiler.is_compiling()
         or x.dtype != weight.dtype
-        or x.dtype not in (torch.float32, torch.bfloat16)
+        or x.dtype not in _DTYPES
     ):
         return _aten(x, weight, bias, gelu)
     kernels = {"aten": _aten, "onednn": _onednn}

@@ -52,3 +52,14 @@ def test_weights_updated_by_the_fused_optimizer_are_used_at_once() -> None:
         optimizer.step()
         with torch.no_grad():
             torch.testing.assert_close(ops.linear(x, layer, gelu=True), F.gelu(F.linear(x, layer.weight, layer.bias)))
+
+
+@pytest.mark.parametrize("kernel", ["aten", "onednn"])
+def test_bf16_runs_with_either_kernel_forced_on_any_cpu(kernel):
+    """oneDNN has no bf16 matmul on AVX2 CPUs ("could not create a primitive descriptor"): the
+    bf16 call must still run, matching F.linear in bf16."""
+    layer = nn.Linear(96, 288).bfloat16()
+    x = torch.randn(3, 49, 96).bfloat16()
+    with torch.no_grad(), ops.forced(linear=kernel):
+        out = ops.linear(x, layer, gelu=True)
+    torch.testing.assert_close(out.float(), F.gelu(F.linear(x, layer.weight, layer.bias)).float(), atol=0.05, rtol=0.02)
