@@ -42,7 +42,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .configs import load_config
     from .engine.trainer import Trainer
 
-    config = load_config(args.config, list(args.set or []) + ([f"train.amp={args.amp}"] if args.amp else []))
+    flags = ([f"train.amp={args.amp}"] if args.amp else []) + ([f"train.tf32={args.tf32 == 'on'}"] if args.tf32 else [])
+    config = load_config(args.config, list(args.set or []) + flags)
     work_dir = args.work_dir or Path("work_dirs") / Path(config["source"]).stem
     Trainer(config, work_dir, resume=args.resume, device=args.device).train()
 
@@ -195,6 +196,7 @@ def _args_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", help="checkpoints and logs (default: work_dirs/<config name>)")
     p.add_argument("--resume", nargs="?", const="auto", help="resume from a checkpoint, or with no value the newest in the work dir")
     p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 uses a gradient scaler)")
+    p.add_argument("--tf32", choices=("on", "off"), help="TF32 matmuls and convolutions on NVIDIA GPUs (default: PyTorch's)")
     _add_set(p, "config overrides, e.g. data.batch_size=4 train.accumulate=2")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.set_defaults(func=cmd_train)

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ..files import atomic_write, write_failure
+from ..ops.tuning import synchronize
 
 __all__ = ["TrainLogger", "peak_memory_mb", "read_scalars"]
 
@@ -93,11 +94,17 @@ class TrainLogger:
         )
         self.started = time.perf_counter()
         self.start_iter = start_iter
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Start timing iterations anew (after a validation or a checkpoint, which are not iterations)."""
+        self.clock, self.timed = time.perf_counter(), 0
 
     def update(self, values: dict[str, float | torch.Tensor]) -> None:
         """Add one iteration's values: numbers, or 0-d tensors left on the device until :meth:`log`."""
         for key, value in values.items():
             self.window[key].append(value)
+        self.timed += 1
         if self.bar is not None:
             self.bar.update(1)
 
@@ -113,6 +120,10 @@ class TrainLogger:
             values = torch.stack([torch.stack(self.window[k]).double().mean() for k in tensors]).tolist()
             means = dict(zip(tensors, values, strict=True)) | means
         self.window.clear()
+        synchronize(device)  # GPUs run ahead: the time is the iterations' when their work is done
+        if self.timed:
+            means["time"] = (time.perf_counter() - self.clock) / self.timed
+        self.restart_clock()
         means["memory"] = peak_memory_mb(device)
         eta = (time.perf_counter() - self.started) / max(iteration - self.start_iter, 1) * (self.max_iters - iteration)
         parts = [f"lr: {lr:.4e}", f"eta: {datetime.timedelta(seconds=int(eta))}"]

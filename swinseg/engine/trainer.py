@@ -8,7 +8,7 @@ import contextlib
 import math
 import random
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Trainer:
         if train_cfg["amp"] not in (None, *AMP_DTYPES):
             raise ValueError(f"train.amp must be null, 'bf16' or 'fp16', got {train_cfg['amp']!r}")
         self._seed(train_cfg["seed"])
+        self._set_tf32(train_cfg["tf32"])
 
         self.model = build_segmentor(config)
         self.train_set = build_dataset(data_cfg, "train", self.model.num_classes, self.model.ignore_index)
@@ -109,6 +110,16 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
+
+    def _set_tf32(self, tf32: bool | None) -> None:
+        """``train.tf32``: None keeps PyTorch's default (TF32 off for matmuls, on for cuDNN)."""
+        if tf32 not in (None, True, False):
+            raise ValueError(f"train.tf32 must be null (PyTorch's default), true or false, got {tf32!r}")
+        if tf32 is None:
+            return
+        if self.device.type != "cuda":
+            print(f"warning: train.tf32={str(tf32).lower()} applies to NVIDIA GPUs only, not to {self.device}", file=sys.stderr)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
 
     def _print(self, text: str) -> None:
         if self.rank == 0:
@@ -206,13 +217,15 @@ class Trainer:
     # --- the run -----------------------------------------------------------------------------
     def validate(self) -> IoUMetric:
         test = self.config["test"]
-        return evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
+        with _cudnn_benchmark(False):  # keep-ratio sizes vary: no autotuning per size
+            return evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
 
     def train(self) -> dict[str, Any] | None:
         """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran).
         The work dir is held for the run (:func:`swinseg.files.exclusive`): a second run on it
         stops at once with the holder's PID."""
-        with exclusive(self.work_dir) if self.rank == 0 else contextlib.nullcontext():
+        # training crops have one size: cuDNN times its algorithms once and keeps the fastest
+        with exclusive(self.work_dir) if self.rank == 0 else contextlib.nullcontext(), _cudnn_benchmark(True):
             return self._train()
 
     def _train(self) -> dict[str, Any] | None:
@@ -233,10 +246,7 @@ class Trainer:
             if self.iteration and self._validation_due(self.iteration) and not self._validated(self.iteration):
                 last_metrics = self._validate_and_keep_best(self.iteration, logger)  # a kill interrupted it
             while self.iteration < max_iters:
-                start = time.perf_counter()
-                values = self.train_step()
-                values["time"] = time.perf_counter() - start
-                logger.update(values)
+                logger.update(self.train_step())
                 it = self.iteration
                 log_due = it % cfg["log_interval"] == 0 or it == max_iters
                 checkpoint_due = bool(cfg["checkpoint_interval"] and it % cfg["checkpoint_interval"] == 0) or it == max_iters
@@ -250,6 +260,8 @@ class Trainer:
                     self._checkpoint(it, cfg["max_keep_ckpts"])
                 if self._validation_due(it):
                     last_metrics = self._validate_and_keep_best(it, logger)
+                if checkpoint_due or self._validation_due(it):
+                    logger.restart_clock()
         finally:
             logger.close()
             if self.skipped_samples:
@@ -285,3 +297,14 @@ class Trainer:
             prune(self.work_dir, keep)
         if self.world_size > 1:
             dist.barrier()
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark`` set to ``on`` within the block."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved

@@ -137,3 +137,45 @@ def test_pretrained_backbone_is_downloaded_and_loaded(dataset, tmp_path, http_se
     trainer = Trainer(tiny_train_config(dataset, f"pretrained={url}/backbone.pth"), tmp_path, progress=False)
     assert torch.equal(trainer.model.backbone.patch_embed.proj.weight, backbone.patch_embed.proj.weight)
     assert list((swinseg_home / "checkpoints").glob("backbone.pth"))
+
+
+def test_logged_time_is_per_iteration_after_the_device_finishes(tmp_path, monkeypatch):
+    """A GPU queues work and returns: the logged time waits for the device, spans the window's
+    iterations and leaves out what came between windows (validation, checkpoints)."""
+    from swinseg.engine import logger as logger_module
+
+    now, waits = [100.0], []
+    monkeypatch.setattr(logger_module.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(logger_module, "synchronize", lambda device: waits.append(device))
+    log = logger_module.TrainLogger(tmp_path, max_iters=8, start_iter=0, interval=4, progress=False)
+    for _ in range(4):
+        now[0] += 0.5
+        log.update({"lr": 0.1, "loss": torch.tensor(1.0)})
+    log.log(4, torch.device("cpu"))
+    now[0] += 30.0  # a validation
+    log.restart_clock()
+    for _ in range(4):
+        now[0] += 0.25
+        log.update({"lr": 0.1, "loss": torch.tensor(1.0)})
+    log.log(8, torch.device("cpu"))
+    log.close()
+    times = [json.loads(line)["time"] for line in (tmp_path / "scalars.jsonl").read_text().splitlines()]
+    assert times == [0.5, 0.25] and len(waits) == 2
+
+
+@pytest.fixture
+def tf32_flags():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_tf32_is_set_only_when_asked_and_a_bad_value_is_named(dataset, tmp_path, tf32_flags, capsys):
+    Trainer(tiny_train_config(dataset), tmp_path / "a", device="cpu", progress=False)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, True)  # PyTorch's defaults kept
+    Trainer(tiny_train_config(dataset, "train.tf32=true"), tmp_path / "b", device="cpu", progress=False)
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert "train.tf32=true applies to NVIDIA GPUs only" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="train.tf32 must be null"):
+        Trainer(tiny_train_config(dataset, "train.tf32=fast"), tmp_path / "c", device="cpu", progress=False)
