@@ -418,7 +418,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float], settings: dict[str, Any]) -> None:
+def write_json(path: str, results: list[Result], device: torch.device, peaks: dict[str, float | None], settings: dict[str, Any]) -> None:
     payload = {
         "environment": environment(device),
         "settings": settings,
@@ -474,8 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     ours = None
     if args.bf16_ours or args.ours_dtype:
         ours = Target(device, torch.bfloat16 if args.bf16_ours else target.dtype, args.compile, DTYPES[args.ours_dtype or args.dtype])
-    peaks = {"fp32": matmul_peak(device), "bf16": matmul_peak(device, torch.bfloat16)}
-    print(f"{environment(device)}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    # a CPU without bf16 instructions (AVX2) multiplies bf16 matrices in a scalar fallback for minutes
+    bf16 = device.type != "cpu" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    peaks = {"fp32": matmul_peak(device), "bf16": matmul_peak(device, torch.bfloat16) if bf16 else None}
+    bf16_text = f"{peaks['bf16']:.0f} GFLOP/s" if bf16 else "none (no bf16 instructions)"
+    print(f"{environment(device)}\nmatrix-multiply peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {bf16_text}")
     results = run_cases(args.cases, target, args.warmup, args.rounds, args.memory, ours=ours)
     low = args.bf16 or args.bf16_ours or "bf16" in (args.dtype, args.ours_dtype)
     print(format_table(results, peaks["bf16" if low else "fp32"]))

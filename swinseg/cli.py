@@ -124,7 +124,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if not isinstance(model, EncoderDecoder):
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
     set_test_mode(model, args.mode, args.crop, args.stride)
-    bits = args.confidence_bits if args.confidence else 0
+    if args.confidence_bits and not args.confidence:
+        raise ValueError("--confidence-bits sets the depth of the confidence maps: add --confidence")
+    bits = (args.confidence_bits or 8) if args.confidence else 0
     predict_files(
         model,
         args.inputs,
@@ -178,6 +180,11 @@ def _add_dtype(
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help=help)
 
 
+def _add_slide(parser: argparse.ArgumentParser) -> None:
+    for flag, what in (("--crop", "slide window size"), ("--stride", "slide stride")):
+        parser.add_argument(flag, type=int, help=f"{what} (default: the model's test_cfg, 512 / 341 for the zoo); implies --mode slide")
+
+
 def _args_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
@@ -208,8 +215,7 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint: path or URL in any supported layout")
     p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
     p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
-    p.add_argument("--crop", type=int, default=512, help="slide window size (default 512)")
-    p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
+    _add_slide(p)
     p.add_argument("--show-dir", help="write prediction | ground truth overlays here")
     p.add_argument("--out", help="write the metrics as JSON here")
     p.add_argument(
@@ -300,14 +306,13 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
     p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
-    p.add_argument("--crop", type=int, default=512, help="slide window size (default 512)")
-    p.add_argument("--stride", type=int, default=341, help="slide stride (default 341)")
+    _add_slide(p)
     p.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available; under torchrun, one device per process)")
     _add_dtype(p)
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
     p.add_argument("--confidence", action="store_true", help="also write <name>_conf.png: the predicted class's probability")
-    p.add_argument("--confidence-bits", type=int, choices=(8, 16), default=8, help="confidence PNG depth: 0..255 or 0..65535 (default 8)")
+    p.add_argument("--confidence-bits", type=int, choices=(8, 16), help="with --confidence: PNG depth, 0..255 or 0..65535 (default 8)")
     p.add_argument(
         "--probs", type=int, default=0, metavar="K", help="also write <name>_probs.npz: the K most probable classes and their probabilities"
     )

@@ -44,16 +44,24 @@ __all__ = [
 TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
-def set_test_mode(model: EncoderDecoder, mode: str | None, crop: int = 512, stride: int = 341) -> None:
+def set_test_mode(model: EncoderDecoder, mode: str | None, crop: int | None = None, stride: int | None = None) -> None:
     """Set the segmentor's ``test_cfg``: ``mode`` ('whole' or 'slide'; None keeps it), slide
-    windows of ``crop`` x ``crop`` at ``stride``."""
-    if mode is None:
+    windows of ``crop`` x ``crop`` at ``stride`` (None: the model's). A crop or stride without a
+    mode asks for slide windows: it sets ``slide``; with ``whole`` it is refused."""
+    if mode is None and crop is None and stride is None:
         return
-    if mode not in ("whole", "slide"):
+    if mode not in (None, "whole", "slide"):
         raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
+    if mode == "whole":
+        if crop is not None or stride is not None:
+            raise ValueError("--crop and --stride set slide windows: they do nothing with --mode whole (use --mode slide, or drop them)")
+        model.test_cfg.update(mode="whole")
+        return
+    crop = model.test_cfg["crop_size"][0] if crop is None else crop
+    stride = model.test_cfg["stride"][0] if stride is None else stride
     if min(crop, stride) <= 0:
         raise ValueError(f"--crop and --stride must be positive, got {crop} and {stride}")
-    model.test_cfg.update(mode=mode, crop_size=[crop, crop], stride=[stride, stride])
+    model.test_cfg.update(mode="slide", crop_size=[crop, crop], stride=[stride, stride])
 
 
 def preprocess(

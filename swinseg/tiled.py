@@ -10,9 +10,12 @@ output band needs them, and the label map is written as a tiled TIFF band by ban
 adds the same windows in the same order as :meth:`EncoderDecoder.slide_inference`, so the labels
 equal the in-memory path at the same (native) scale.
 
-Memory: the image bands of one window row (crop x width x 3 bytes), the 1/4-resolution logits of
-the window rows an output band touches (about 2 x (width / stride) x classes x (crop / 4)^2
-floats) and one output block of classes x tile x block floats.
+Memory: the image band of one window row (crop x width x 3 bytes), the 1/4-resolution logits of
+the windows one output block touches (about 3 x (block / stride + 2) x classes x (crop / 4)^2
+floats; the others wait in a scratch folder beside the output), one window's logits at full
+resolution (classes x crop^2 floats) and one output block (classes x tile x block floats): for
+a 150-class head at crop 512, tile 256, block 1024, about 0.5 GB besides the model, at any scene
+size.
 """
 
 from __future__ import annotations
@@ -51,31 +54,54 @@ def slide_grid(length: int, crop: int, stride: int) -> list[tuple[int, int]]:
 
 
 class _WindowLogits:
-    """The 1/4-resolution logits of each window row, computed when first needed and dropped
-    once no later band needs them."""
+    """The 1/4-resolution logits of every window, computed once, a window row at a time, and
+    kept in a scratch folder until no later band needs them. In memory are only the windows of
+    the output block being made: memory does not grow with the scene's width or class count
+    (a 24000-pixel-wide row of 150-class windows is 0.7 GB of logits)."""
 
-    def __init__(self, model: EncoderDecoder, reader: TiffReader, rows: list[tuple[int, int]], cols: list[tuple[int, int]]) -> None:
-        self.model, self.reader, self.rows, self.cols = model, reader, rows, cols
-        self.cache: dict[int, list[Tensor]] = {}
+    def __init__(
+        self, model: EncoderDecoder, reader: TiffReader, rows: list[tuple[int, int]], cols: list[tuple[int, int]], scratch: Path
+    ) -> None:
+        self.model, self.reader, self.rows, self.cols, self.scratch = model, reader, rows, cols, scratch
+        self.computed: set[int] = set()
+        self.loaded: dict[tuple[int, int], Tensor] = {}
         pre = model.preprocessing
         self.mean, self.std = pre.mean, pre.std
         weight = next(model.parameters())
         self.device, self.dtype = weight.device, weight.dtype
 
+    def _path(self, i: int, j: int) -> Path:
+        return self.scratch / f"window_{i}_{j}.npy"
+
     @torch.no_grad()
-    def row(self, i: int) -> list[Tensor]:
-        if i not in self.cache:
-            y1, y2 = self.rows[i]
-            band = self.reader.read_rows(y1, y2)
-            self.cache[i] = [
-                self.model.decode(to_input(band[:, x1:x2], self.mean, self.std)[None].to(self.device, self.dtype))[0]
-                for x1, x2 in self.cols
-            ]
-        return self.cache[i]
+    def _compute_row(self, i: int) -> None:
+        y1, y2 = self.rows[i]
+        band = self.reader.read_rows(y1, y2)
+        for j, (x1, x2) in enumerate(self.cols):
+            logits = self.model.decode(to_input(band[:, x1:x2], self.mean, self.std)[None].to(self.device, self.dtype))[0]
+            np.save(self._path(i, j), logits.cpu().numpy())
+        self.computed.add(i)
+
+    def window(self, i: int, j: int) -> Tensor:
+        """(C, h, w) logits of window ``(i, j)``, computed with its row when first needed."""
+        if (i, j) not in self.loaded:
+            if i not in self.computed:
+                self._compute_row(i)
+            self.loaded[i, j] = torch.from_numpy(np.load(self._path(i, j))).to(self.device)
+        return self.loaded[i, j]
+
+    def release_left_of(self, x: int) -> None:
+        """Forget the loaded windows that end left of ``x`` (the band's later blocks lie right of it)."""
+        for key in [key for key in self.loaded if self.cols[key[1]][1] <= x]:
+            del self.loaded[key]
 
     def drop_above(self, top: int) -> None:
-        for i in [i for i in self.cache if self.rows[i][1] <= top]:
-            del self.cache[i]
+        """Delete the windows of the rows that end above ``top`` (no later band needs them)."""
+        self.loaded.clear()
+        for i in [i for i in self.computed if self.rows[i][1] <= top]:
+            for j in range(len(self.cols)):
+                self._path(i, j).unlink()
+            self.computed.discard(i)
 
 
 def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, right: int) -> Tensor:
@@ -89,7 +115,7 @@ def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, righ
         for j, (x1, x2) in enumerate(windows.cols):
             if x2 <= left or x1 >= right:
                 continue
-            logits = resize(windows.row(i)[j][None], (y2 - y1, x2 - x1), model.decode_head.align_corners)[0]
+            logits = resize(windows.window(i, j)[None], (y2 - y1, x2 - x1), model.decode_head.align_corners)[0]
             if total is None:
                 total = logits.new_zeros((logits.shape[0], bottom - top, right - left))
                 count = logits.new_zeros((1, bottom - top, right - left))
@@ -98,6 +124,7 @@ def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, righ
                 :, ys.start - y1 : ys.stop - y1, xs.start - x1 : xs.stop - x1
             ]
             count[:, ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] += 1
+    windows.release_left_of(right)
     return total / count
 
 
@@ -139,7 +166,7 @@ def predict_tiff(
     start = time.perf_counter()
     with TiffReader(source) as reader, tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
         height, width = reader.height, reader.width
-        windows = _WindowLogits(model, reader, slide_grid(height, crop, stride), slide_grid(width, crop, stride))
+        windows = _WindowLogits(model, reader, slide_grid(height, crop, stride), slide_grid(width, crop, stride), Path(scratch))
         ids = np.uint8 if model.num_classes <= 256 else np.uint16
         conf_type = np.uint8 if confidence_bits == 8 else np.uint16
         raw = Path(scratch) / "confidence.raw"

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .data.io import write_image
+from .data.io import write_extras, write_image
 from .files import atomic_write
 from .models.segmentor import EncoderDecoder
-from .predict import predict
+from .predict import predict_outputs
 from .visualize import overlay
 
 __all__ = ["VIDEO_SUFFIXES", "predict_video"]
@@ -48,11 +48,16 @@ def predict_video(
     opacity: float = 0.5,
     frame_labels: bool = False,
     progress: bool = True,
+    tta: bool = False,
+    confidence_bits: int = 0,
+    probs: int = 0,
 ) -> dict:
     """Segment every frame of ``source`` into ``out_dir``: ``<name>_overlay.mp4`` (same size and
     frame rate, written to a temporary file and renamed when complete) and, with
-    ``frame_labels``, ``<name>_labels/<frame>.png`` (class ids). Returns frames, seconds and
-    frames per second."""
+    ``frame_labels``, ``<name>_labels/<frame>.png`` (class ids). ``tta`` segments each frame
+    with multi-scale + flip views; ``confidence_bits`` and ``probs`` add
+    ``<name>_labels/<frame>_conf.png`` and ``<frame>_probs.npz``, as for still images. Returns
+    frames, seconds and frames per second."""
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise FileNotFoundError(f"video {source} does not exist")
@@ -66,7 +71,7 @@ def predict_video(
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         meta = model.dataset_meta
         labels_dir = out_dir / f"{source.stem}_labels"
-        if frame_labels:
+        if frame_labels or confidence_bits or probs:
             labels_dir.mkdir(parents=True, exist_ok=True)
         count, start = 0, time.perf_counter()
         bar = tqdm(total=total, desc="video", unit="frame", disable=not (progress and sys.stderr.isatty()))
@@ -81,12 +86,14 @@ def predict_video(
                         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
                         if not writer.isOpened():
                             raise OSError(f"cannot write {tmp.name}: OpenCV has no MPEG-4 encoder here")
-                    for rgb, labels in zip(batch, predict(model, batch, batch_size=batch_size), strict=True):
-                        ids = labels.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
+                    outputs = predict_outputs(model, batch, tta=tta, batch_size=batch_size, confidence=bool(confidence_bits), topk=probs)
+                    for rgb, output in zip(batch, outputs, strict=True):
+                        ids = output.labels.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
                         vis = overlay(rgb, ids, meta["classes"], meta["palette"], opacity, legend=False)
                         writer.write(cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
                         if frame_labels:
                             write_image(labels_dir / f"{count:06d}.png", ids)
+                        write_extras(labels_dir / f"{count:06d}", output, confidence_bits, probs, ids.dtype)
                         count += 1
                     bar.update(len(batch))
             finally:

@@ -62,3 +62,23 @@ def test_predict_cli_takes_videos_and_refuses_corrupt_ones(model, tmp_path, caps
     err = capsys.readouterr().err
     assert "bad.mp4" in err and ("cannot open video" in err or "no readable frames" in err)
     assert not (tmp_path / "out" / "bad_overlay.mp4").exists()
+
+
+def test_video_frames_take_tta_confidence_and_probs_as_still_images_do(model, tmp_path):
+    """--tta, --confidence and --probs changed nothing on a video (labels identical in 80/80
+    frames, no files): each frame now gets what a still image of it gets."""
+    from swinseg.predict import predict_outputs
+
+    _write_clip(tmp_path / "clip.mp4", frames=3)
+    checkpoint = swinseg.save_checkpoint(model, tmp_path / "m.safetensors")
+    args = ["predict", str(checkpoint), str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--frame-labels"]
+    assert main([*args, "--tta", "--confidence", "--probs", "2"]) == 0
+    frames = _read_frames(tmp_path / "clip.mp4")
+    expected = predict_outputs(model, frames, tta=True, confidence=True, topk=2)
+    for i, e in enumerate(expected):
+        labels = cv2.imread(str(tmp_path / "out" / "clip_labels" / f"{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(labels, e.labels.numpy()), i
+        conf = cv2.imread(str(tmp_path / "out" / "clip_labels" / f"{i:06d}_conf.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(conf, (e.confidence * 255).round().numpy().astype(np.uint8)), i
+        top = np.load(tmp_path / "out" / "clip_labels" / f"{i:06d}_probs.npz")
+        assert np.array_equal(top["classes"][0], e.labels.numpy()) and top["probs"].shape == (2, 64, 96)

@@ -3,9 +3,10 @@ so that no reader ever sees a half-written file."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from ..files import atomic_write
 
-__all__ = ["ImageLike", "read_image", "as_rgb", "write_image"]
+__all__ = ["ImageLike", "read_image", "as_rgb", "write_image", "write_npz", "write_confidence", "write_extras"]
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -25,6 +26,30 @@ def write_image(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise OSError(f"cannot encode {path}")
     atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
+
+
+def write_confidence(path: Path, confidence: torch.Tensor, bits: int) -> None:
+    """(H, W) probabilities in [0, 1] as a grey PNG of ``bits`` (8 or 16) bits: 0..255 or 0..65535."""
+    scaled = (confidence * (2**bits - 1)).round().numpy()
+    write_image(path, scaled.astype(np.uint8 if bits == 8 else np.uint16))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Compressed ``.npz`` of ``arrays``, written atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
+def write_extras(base: Path, output: Any, bits: int, probs: int, ids: np.dtype) -> None:
+    """From a :class:`swinseg.predict.Prediction` ``output``: ``base``_conf.png (with ``bits``),
+    the confidence map, and ``base``_probs.npz (with ``probs``), the top-K classes (``ids``: their
+    integer type) with float16 probabilities."""
+    if bits:
+        write_confidence(base.with_name(f"{base.name}_conf.png"), output.confidence, bits)
+    if probs:
+        top = output.topk_classes.numpy().astype(ids)
+        write_npz(base.with_name(f"{base.name}_probs.npz"), classes=top, probs=output.topk_probs.numpy().astype(np.float16))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

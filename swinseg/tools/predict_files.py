@@ -5,7 +5,6 @@ out; a summary of what was segmented."""
 from __future__ import annotations
 
 import glob
-import io
 import sys
 import time
 from collections.abc import Sequence
@@ -17,11 +16,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data import read_image
-from ..data.io import write_image
+from ..data.io import write_extras, write_image
 from ..data.loader import shard
 from ..data.tiff import TiffReader
 from ..engine.distributed import get_rank, get_world_size
-from ..files import atomic_write, check_writable
+from ..files import check_writable
 from ..models.segmentor import EncoderDecoder
 from ..predict import Prediction, predict_outputs
 from ..tiled import predict_tiff
@@ -53,12 +52,6 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return out
 
 
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
-
-
 def _pixels(path: Path) -> int:
     try:
         with TiffReader(path) as reader:
@@ -76,12 +69,7 @@ def _write_outputs(
     write_image(base.with_name(f"{base.name}.png"), ids)
     vis = overlay(rgb, ids, meta["classes"], meta["palette"], opacity)
     write_image(base.with_name(f"{base.name}_overlay.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
-    if bits:
-        conf = (output.confidence * (2**bits - 1)).round().numpy().astype(np.uint8 if bits == 8 else np.uint16)
-        write_image(base.with_name(f"{base.name}_conf.png"), conf)
-    if probs:
-        top = output.topk_classes.numpy().astype(ids.dtype)
-        _write_npz(base.with_name(f"{base.name}_probs.npz"), classes=top, probs=output.topk_probs.numpy().astype(np.float16))
+    write_extras(base, output, bits, probs, ids.dtype)
     return ids
 
 
@@ -172,10 +160,17 @@ def predict_files(
     plan = [(paths[i], stem, _kind(paths[i], tiled)) for i, stem in enumerate(_stems(paths)) if i in mine]
     if skip_existing:
         plan = [item for item in plan if not all(f.is_file() for f in _outputs(out, item[1], item[2], confidence_bits, probs))]
+    streamed = next((path for path, _, kind in plan if kind == "tiff"), None)
+    if streamed is not None and (tta or probs):
+        option = "--tta" if tta else "--probs"
+        raise ValueError(
+            f"{option} is not supported for {streamed}, a TIFF streamed at native resolution (--tiled, or over {TILED_PIXELS} "
+            f"pixels): segment it without {option} (--confidence works)"
+        )
     failed: list[str] = []
     for path, stem, kind in plan:
         if kind != "image":
-            _stream(model, path, out, stem, kind, failed, confidence_bits, batch_size, opacity, frame_labels)
+            _stream(model, path, out, stem, kind, failed, confidence_bits, batch_size, opacity, frame_labels, tta, probs)
     stills = [(path, stem) for path, stem, kind in plan if kind == "image"]
     start = time.perf_counter()
     counts = _stills(model, stills, out, failed, tta, batch_size, opacity, confidence_bits, probs, workers)
@@ -197,6 +192,8 @@ def _stream(
     batch: int,
     opacity: float,
     frames: bool,
+    tta: bool,
+    probs: int,
 ) -> None:
     """One huge TIFF or one video, each written as it is read."""
     try:
@@ -206,7 +203,7 @@ def _stream(
                 f"segmented {path} at native resolution ({info['height']} x {info['width']}, {info['windows']} windows) in {info['seconds']:.0f} s -> {out}"
             )
         else:
-            info = predict_video(model, path, out, batch_size=max(batch, 4), opacity=opacity, frame_labels=frames)
+            info = predict_video(model, path, out, max(batch, 4), opacity, frames, tta=tta, confidence_bits=bits, probs=probs)
             print(
                 f"segmented {info['frames']} frames of {path} in {info['seconds']:.1f} s ({info['frames_per_second']:.1f} frames/s) -> {info['video']}"
             )

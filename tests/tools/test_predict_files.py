@@ -69,3 +69,38 @@ def test_skip_existing_continues_an_interrupted_job(tmp_path, capsys):
     assert main(["predict", str(checkpoint), str(folder), "--out", str(out), "--skip-existing"]) == 0
     assert "segmented 1 of 1 images" in capsys.readouterr().out
     assert _files(out) == before and (out / "img0.png").stat().st_mtime_ns == kept
+
+
+def test_crop_and_stride_take_effect_without_mode_and_are_refused_with_whole(tmp_path, capsys):
+    """--crop/--stride without --mode gave the whole-mode labels: they now ask for slide windows."""
+    from swinseg.predict import predict
+
+    checkpoint, folder = _checkpoint(tmp_path), _inputs(tmp_path)
+    model = tiny_segmentor(5)
+    model.test_cfg.update(mode="slide", crop_size=[24, 24], stride=[16, 16])
+    image = cv2.cvtColor(cv2.imread(str(folder / "a" / "img3.png")), cv2.COLOR_BGR2RGB)
+    assert (
+        main(["predict", str(checkpoint), str(folder / "a" / "img3.png"), "--out", str(tmp_path / "o"), "--crop", "24", "--stride", "16"])
+        == 0
+    )
+    labels = cv2.imread(str(tmp_path / "o" / "img3.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(labels, predict(model, image)[0].numpy())
+    model.test_cfg.update(mode="whole")
+    assert not np.array_equal(labels, predict(model, image)[0].numpy())  # the option changes the labels
+    args = ["predict", str(checkpoint), str(folder), "--out", str(tmp_path / "w"), "--mode", "whole", "--crop", "24"]
+    assert main(args) == 1
+    assert "--crop and --stride set slide windows: they do nothing with --mode whole" in capsys.readouterr().err
+    assert main(["predict", str(checkpoint), str(folder), "--out", str(tmp_path / "b"), "--confidence-bits", "16"]) == 1
+    assert "--confidence-bits sets the depth of the confidence maps: add --confidence" in capsys.readouterr().err
+
+
+def test_options_a_streamed_tiff_cannot_take_are_refused_before_any_work(tmp_path, capsys):
+    import tifffile
+
+    checkpoint = _checkpoint(tmp_path)
+    tifffile.imwrite(tmp_path / "scene.tif", np.zeros((64, 64, 3), np.uint8), tile=(32, 32), photometric="rgb")
+    for option in (["--tta"], ["--probs", "2"]):
+        args = ["predict", str(checkpoint), str(tmp_path / "scene.tif"), "--out", str(tmp_path / "o"), "--tiled", *option]
+        assert main(args) == 1
+        assert f"{option[0]} is not supported for {tmp_path / 'scene.tif'}, a TIFF streamed at native resolution" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "scene.tif").exists()
