@@ -125,7 +125,7 @@ def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, righ
             ]
             count[:, ys.start - top : ys.stop - top, xs.start - left : xs.stop - left] += 1
     windows.release_left_of(right)
-    return total / count
+    return total.div_(count)
 
 
 def _tiles(band: np.ndarray, tile: int) -> Iterator[np.ndarray]:
