@@ -60,7 +60,10 @@ def main() -> None:
             if run.returncode:
                 raise SystemExit(run.stderr[-2000:])
             rows.append({"scene": scene, **json.loads(run.stdout.strip().splitlines()[-1])})
-            print(f"{scene:>12}  {rows[-1]['windows']:>5} windows  {rows[-1]['seconds']:7.0f} s  peak RSS {rows[-1]['peak_mb']:6.0f} MB", flush=True)
+            print(
+                f"{scene:>12}  {rows[-1]['windows']:>5} windows  {rows[-1]['seconds']:7.0f} s  peak RSS {rows[-1]['peak_mb']:6.0f} MB",
+                flush=True,
+            )
     result = {"model": args.model, "crop": 512, "stride": 341, "machine": machine_info(), "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

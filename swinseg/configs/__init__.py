@@ -122,5 +122,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | dict[str, Any] 
 
 
 def dump_config(config: dict[str, Any]) -> str:
-    """The config as YAML text."""
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=120)
+    """The config as YAML text that :func:`load_config` reads back to the same config. The file
+    it came from (``source``, which loading sets from the path) becomes a comment."""
+    body = yaml.safe_dump({k: v for k, v in config.items() if k != "source"}, sort_keys=False, default_flow_style=None, width=120)
+    return f"# resolved from {config['source']}\n{body}" if config.get("source") else body

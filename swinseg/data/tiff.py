@@ -10,18 +10,49 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GEO_TAGS", "TiffReader", "write_tiled"]
+__all__ = ["GEO_TAGS", "TiffReader", "tiff_size", "write_tiled"]
 
 # GeoTIFF and GDAL tags: pixel scale, tie points, transformation, GeoKey directory, double and
 # ASCII parameters, GDAL metadata and nodata. Copied to outputs so that they line up in GIS tools.
 GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
 
 
+def tiff_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of a TIFF/BigTIFF file's first image from its header alone (no decoding, no
+    tifffile: deciding whether a scene must be streamed needs only this); None if it is not a
+    TIFF or its header is damaged (the image reader then says why)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or len(head) < 16:
+                return None
+            magic = struct.unpack(order + "H", head[2:4])[0]
+            big = magic == 43
+            if magic not in (42, 43):
+                return None
+            f.seek(struct.unpack(order + ("Q", "I")[not big], head[8:16] if big else head[4:8])[0])
+            count = struct.unpack(order + ("Q", "H")[not big], f.read(8 if big else 2))[0]
+            entry, value_size = (20, 8) if big else (12, 4)
+            entries = f.read(entry * min(count, 4096))
+    except (OSError, struct.error):
+        return None
+    size: dict[int, int] = {}
+    for i in range(0, len(entries) - entry + 1, entry):
+        tag, kind = struct.unpack(order + "HH", entries[i : i + 4])
+        if tag in (256, 257) and kind in (3, 4, 16):
+            raw = entries[i + entry - value_size : i + entry]
+            size[tag] = struct.unpack(order + {3: "H", 4: "I", 16: "Q"}[kind], raw[: {3: 2, 4: 4, 16: 8}[kind]])[0]
+    return (size[257], size[256]) if len(size) == 2 else None
+
+
 def _tifffile() -> Any:
     try:
         import tifffile
     except ImportError:
-        raise ImportError("large TIFF images need tifffile: pip install 'swinseg[tiff]'") from None
+        raise ImportError("TIFF scenes streamed at native resolution need tifffile: pip install 'swinseg[tiff]'") from None
     return tifffile
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..data import read_image
 from ..data.io import write_extras, write_image
 from ..data.loader import shard
-from ..data.tiff import TiffReader
+from ..data.tiff import tiff_size
 from ..engine.distributed import get_rank, get_world_size
 from ..files import check_writable
 from ..models.segmentor import EncoderDecoder
@@ -50,14 +50,6 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     if not out:
         raise FileNotFoundError(f"no images found in {', '.join(inputs)}")
     return out
-
-
-def _pixels(path: Path) -> int:
-    try:
-        with TiffReader(path) as reader:
-            return reader.height * reader.width
-    except ValueError:
-        return 0  # not a TIFF that tifffile reads: the image reader reports it
 
 
 def _write_outputs(
@@ -102,7 +94,8 @@ def _stems(paths: list[Path]) -> list[str]:
 def _kind(path: Path, tiled: bool) -> str:
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return "video"
-    if path.suffix.lower() in (".tif", ".tiff") and (tiled or _pixels(path) > TILED_PIXELS):
+    size = tiff_size(path) if path.suffix.lower() in (".tif", ".tiff") else None
+    if size is not None and (tiled or size[0] * size[1] > TILED_PIXELS):  # ordinary TIFFs are read whole, by OpenCV
         return "tiff"
     return "image"
 
@@ -177,7 +170,7 @@ def predict_files(
     done = len(stills) - sum(1 for path, _ in stills if str(path) in failed)
     _summary(counts, model.dataset_meta["classes"], done, len(stills), time.perf_counter() - start, out)
     if failed:
-        raise ValueError(f"{len(failed)} input(s) could not be read: {', '.join(failed)}")
+        raise ValueError(f"{len(failed)} input(s) failed (the others were written): {', '.join(failed)}")
     return counts
 
 
@@ -207,9 +200,9 @@ def _stream(
             print(
                 f"segmented {info['frames']} frames of {path} in {info['seconds']:.1f} s ({info['frames_per_second']:.1f} frames/s) -> {info['video']}"
             )
-    except (ValueError, OSError) as e:
+    except Exception as e:  # one input's failure never stops the others
         failed.append(str(path))
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {path}: {e}", file=sys.stderr)
 
 
 def _stills(
@@ -239,10 +232,14 @@ def _stills(
                 progress.write(f"error: {item}", file=sys.stderr)
             else:
                 readable.append((index, item))
-        rgbs = [rgb for _, rgb in readable]
-        outputs = predict_outputs(model, rgbs, tta=tta, batch_size=batch_size, confidence=bool(bits), topk=probs) if rgbs else []
-        for (index, rgb), output in zip(readable, outputs, strict=True):
-            ids = _write_outputs(out / stills[index][1], rgb, output, model, opacity, bits, probs)
+        for index, rgb in readable:  # the model computes each image on its own anyway: one failure names one image
+            try:
+                (output,) = predict_outputs(model, [rgb], tta=tta, confidence=bool(bits), topk=probs)
+                ids = _write_outputs(out / stills[index][1], rgb, output, model, opacity, bits, probs)
+            except Exception as e:  # one input's failure never stops the others
+                failed.append(str(stills[index][0]))
+                progress.write(f"error: {stills[index][0]}: {e}", file=sys.stderr)
+                continue
             counts += np.bincount(ids.ravel(), minlength=model.num_classes)[: model.num_classes]
     progress.close()
     return counts

@@ -109,3 +109,22 @@ def test_user_config_file_inherits_and_round_trips(tmp_path):
     bad.write_text("data: {pipline: {}}\n")
     with pytest.raises(KeyError, match=r"bad.yaml.*'data.pipline'.*did you mean 'pipeline'"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("name", list_configs())
+def test_what_swinseg_config_prints_loads_back_to_the_same_config(name, tmp_path, capsys):
+    """`swinseg config NAME > my.yaml` and a work dir's config.yaml ended with a `source:` line
+    that every loader refused ("unknown config key 'source'")."""
+    from swinseg.cli import main
+
+    assert main(["config", name]) == 0
+    dumped = tmp_path / "my.yaml"
+    dumped.write_text(capsys.readouterr().out)
+    original, again = resolve_config(read_config(name)), resolve_config(read_config(dumped))
+    assert again.pop("source") == str(dumped) and original.pop("source") != str(dumped)
+    assert again == original
+    saved = tmp_path / "config.yaml"  # what a training run writes: the resolved config
+    saved.write_text(dump_config(resolve_config(read_config(name))))
+    resolved = resolve_config(read_config(saved))
+    resolved.pop("source")
+    assert resolved == original

@@ -104,3 +104,32 @@ def test_options_a_streamed_tiff_cannot_take_are_refused_before_any_work(tmp_pat
         assert main(args) == 1
         assert f"{option[0]} is not supported for {tmp_path / 'scene.tif'}, a TIFF streamed at native resolution" in capsys.readouterr().err
     assert not (tmp_path / "o" / "scene.tif").exists()
+
+
+def test_an_ordinary_tiff_needs_no_extra_and_a_bad_input_never_stops_the_others(tmp_path, capsys, monkeypatch):
+    """A 310x175 .tif failed with "large TIFF images need tifffile" on the default install, and a
+    folder of JPEGs with one such .tif wrote nothing."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_tifffile(name, *args, **kwargs):
+        if name == "tifffile":
+            raise ImportError("No module named 'tifffile'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_tifffile)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "a.jpg"), rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "small.tif"), rng.integers(0, 256, (175, 310, 3), dtype=np.uint8))
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    cv2.imwrite(str(folder / "z.jpg"), rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    assert main(["predict", str(_checkpoint(tmp_path)), str(folder), "--out", str(tmp_path / "o")]) == 1
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.png")) == ["a.png", "small.png", "z.png"]
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "1 input(s) failed" in err
+    assert main(["predict", str(_checkpoint(tmp_path)), str(folder / "small.tif"), "--tiled", "--out", str(tmp_path / "t")]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder / 'small.tif'}: TIFF scenes streamed at native resolution need tifffile" in err
