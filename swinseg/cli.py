@@ -106,7 +106,17 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def cmd_classify(args: argparse.Namespace) -> None:
     from .predict import classify, top_classes
 
-    model = _load(args.model, args.checkpoint, args.device, args.dtype)
+    from .models import resolve
+
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:  # before any weights are fetched
+        raise FileNotFoundError(f"image {missing[0]} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    source = resolve(args.model)
+    if source.kind == "config" and args.checkpoint is None and not args.random_weights:
+        raise ValueError(f"classifying with config {args.model} needs --checkpoint with trained weights (or --random-weights)")
+    if args.random_weights:
+        print("warning: random weights (--random-weights): these predictions mean nothing", file=sys.stderr)
+    model = _load(source, False if args.random_weights else args.checkpoint, args.device, args.dtype, published=True)
     for path in args.images:
         (probs,) = classify(model, [str(path)], size=args.size)
         print(f"{path}:")
@@ -283,7 +293,10 @@ def _args_classify(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="classify images with a named model or a checkpoint file")
     p.add_argument("model", help="registered model name (swinseg models) or checkpoint file")
     p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--checkpoint", type=_weights, help="weights (path or URL, any supported layout); 'true' for the model's own")
+    p.add_argument(
+        "--checkpoint", type=_weights, help="weights (path or URL, any supported layout; default: a registered model's published ones)"
+    )
+    p.add_argument("--random-weights", action="store_true", help="classify with untrained weights (a smoke test; the answers mean nothing)")
     p.add_argument("--size", type=int, help="input size (default: the model's pre-training size)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="cpu")

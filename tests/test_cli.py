@@ -56,10 +56,31 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(["classify", "swin_tiny_patch4_window7_224", str(tmp_path / "missing.jpg")]) == 1
     assert capsys.readouterr().err.strip() == f"error: image {tmp_path / 'missing.jpg'} does not exist"
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    assert main(["classify", "swin_tiny_patch4_window7_224", str(tmp_path / "bad.jpg")]) == 1
+    assert main(["classify", "swin_tiny_patch4_window7_224", str(tmp_path / "bad.jpg"), "--random-weights"]) == 1
     assert "cannot decode" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "nope.pth"), str(tmp_path / "out.pth")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_classify_a_registered_name_uses_its_published_weights(tmp_path, capsys, swinseg_home):
+    """Without --checkpoint it answered from random weights, differently on every run."""
+    import cv2
+
+    from swinseg.weights import convert_checkpoint
+
+    model = randomize_(swinseg.create_model("swin_tiny_patch4_window7_224")).eval()
+    native = swinseg.save_checkpoint(model, tmp_path / "m.safetensors")
+    (swinseg_home / "checkpoints").mkdir(parents=True)
+    convert_checkpoint(native, swinseg_home / "checkpoints" / "swin_tiny_patch4_window7_224.pth", to="official")  # as downloaded
+    cv2.imwrite(str(tmp_path / "x.jpg"), np.random.default_rng(0).integers(0, 256, (240, 300, 3), dtype=np.uint8))
+    assert main(["classify", "swin_tiny_patch4_window7_224", str(tmp_path / "x.jpg"), "--topk", "1"]) == 0
+    first = capsys.readouterr().out
+    (probs,) = swinseg.predict.classify(model, [str(tmp_path / "x.jpg")])
+    assert first.splitlines()[1].endswith(swinseg.data.imagenet_classes()[probs.argmax().item()])
+    assert main(["classify", "swin_tiny_patch4_window7_224", str(tmp_path / "x.jpg"), "--topk", "1"]) == 0
+    assert capsys.readouterr().out == first
+    assert main(["classify", "swin_tiny_patch4_window7_224", str(tmp_path / "x.jpg"), "--random-weights"]) == 0
+    assert "random weights (--random-weights): these predictions mean nothing" in capsys.readouterr().err
 
 
 def test_classifier_preprocessing_follows_official_sizes():
