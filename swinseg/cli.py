@@ -104,9 +104,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
-    from .predict import classify, top_classes
-
     from .models import resolve
+    from .predict import classify, top_classes
 
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:  # before any weights are fetched
