@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .formats import is_segmentor, split_segmentor
 from .load import NATIVE_FORMAT
+from .preprocessing import preprocessing_from_meta
 
 __all__ = ["checkpoint_config", "infer_config", "infer_segmentor_config"]
 
@@ -84,7 +85,10 @@ def infer_segmentor_config(sd: StateDict) -> dict[str, Any]:
 
 
 def checkpoint_config(sd: StateDict, meta: dict[str, Any]) -> dict[str, Any]:
-    """The architecture of a native state dict: from our metadata, else read off the shapes."""
+    """The config of a native state dict: from our metadata, else the architecture read off the
+    shapes and the test settings the file's layout carries (:mod:`.preprocessing`)."""
     if meta.get("format") == NATIVE_FORMAT and isinstance(meta.get("config"), dict):
         return meta["config"]
-    return infer_segmentor_config(sd) if is_segmentor(sd) else infer_config(sd)
+    if not is_segmentor(sd):
+        return infer_config(sd)
+    return infer_segmentor_config(sd) | preprocessing_from_meta(meta)  # the test settings the layout carries

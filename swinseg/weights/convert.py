@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from .architecture import checkpoint_config
 from .formats import from_native, is_segmentor
 from .io import write_file
 from .load import NATIVE_FORMAT, read_dataset_meta, read_native
+from .preprocessing import SECTIONS, hf_preprocessor_config, mmseg_cfg_text
 
 __all__ = ["convert_checkpoint", "hf_upernet_config"]
 
@@ -85,13 +87,28 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
             out_meta["dataset_meta"] = dataset_meta
         return fmt, write_file({"state_dict": sd, "meta": out_meta}, dest)
     out = from_native(sd, to)
+    config = checkpoint_config(sd, meta) if segmentor else {}
     if segmentor and to == "hf" and not dest.suffix:
-        config = hf_upernet_config(checkpoint_config(sd, meta), dataset_meta)
+        hf = hf_upernet_config(config, dataset_meta)
         write_file(out, dest / "model.safetensors")
-        atomic_write(dest / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
+        atomic_write(dest / "config.json", lambda tmp: tmp.write_text(json.dumps(hf, indent=2)))
+        preprocessor = json.dumps(hf_preprocessor_config(config), indent=2)
+        atomic_write(dest / "preprocessor_config.json", lambda tmp: tmp.write_text(preprocessor))
         return fmt, dest
     if segmentor and to in ("mmseg", "official") and dest.suffix != ".safetensors":
+        # the test settings go where each runner saves its config text: meta['cfg'] (1.x), meta['config'] (0.x)
+        text = mmseg_cfg_text(config)
+        if to == "mmseg":
+            new = {"dataset_meta": dataset_meta} if dataset_meta else {}
+            return fmt, write_file({"state_dict": out, "meta": {**new, "cfg": text}}, dest)
         legacy = {"CLASSES": tuple(dataset_meta["classes"]), "PALETTE": dataset_meta.get("palette")} if dataset_meta else {}
-        new = {"dataset_meta": dataset_meta} if dataset_meta else {}
-        return fmt, write_file({"state_dict": out, "meta": new if to == "mmseg" else legacy}, dest)
+        return fmt, write_file({"state_dict": out, "meta": {**legacy, "config": text}}, dest)
+    kept = [k for k in SECTIONS if k in config]
+    if kept:
+        warnings.warn(
+            f"{dest}: the {to} layout as {dest.suffix or 'a file'} has no place for the segmentor's {', '.join(kept)} "
+            f"(test scale {config.get('test_pipeline', {}).get('scale')}, {config.get('test_cfg', {}).get('mode')} inference): "
+            f"a model built from it uses the defaults; convert to .pth (mmseg, official) or an HF directory to keep them",
+            stacklevel=2,
+        )
     return fmt, write_file({"model": out} if to == "official" and dest.suffix != ".safetensors" else out, dest)

@@ -118,15 +118,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     Returns ``(contents, metadata)``: a safetensors file gives its tensors and its metadata
     (``config`` decoded from JSON); a pickle gives the whole object and its ``meta`` entry.
     A directory is read through its ``model.safetensors`` or ``pytorch_model.bin``, and its
-    ``config.json`` (HF transformers) becomes ``metadata['hf_config']``.
+    ``config.json`` and ``preprocessor_config.json`` (HF transformers) become
+    ``metadata['hf_config']`` and ``metadata['hf_preprocessor']``.
     """
     contents, meta = _read_file(_resolve_file(Path(path)))
-    config_json = Path(path) / "config.json"
-    if config_json.is_file():
-        try:
-            meta["hf_config"] = json.loads(config_json.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{config_json} is not valid JSON: {e}") from None
+    for name, key in (("config.json", "hf_config"), ("preprocessor_config.json", "hf_preprocessor")):
+        file = Path(path) / name
+        if file.is_file():
+            try:
+                meta[key] = json.loads(file.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{file} is not valid JSON: {e}") from None
     return contents, meta
 
 
