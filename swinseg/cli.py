@@ -200,7 +200,7 @@ def _args_demo(sub: argparse._SubParsersAction) -> None:
         help="the whole loop offline: synthetic dataset, train a small Swin-UPerNet (~5 min on CPU), evaluate, overlays",
     )
     p.add_argument("--work-dir", default="demo", help="where the dataset, checkpoints, logs and overlays go (default: demo)")
-    p.add_argument("--quick", action="store_true", help="a few iterations on a few images (a smoke test, ~30 s)")
+    p.add_argument("--quick", action="store_true", help="a few iterations on a few images (a smoke test, ~15 s)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir")
     _add_set(p, "config overrides, e.g. schedule.max_iters=400")
     p.set_defaults(func=cmd_demo)

@@ -72,11 +72,21 @@ def resolve(argument: str | os.PathLike | dict[str, Any] | Source) -> Source:
         return Source("checkpoint", text, location=text)
     if (CONFIG_DIR / f"{text}.yaml").is_file():
         return Source("config", text, config=load_config(text))
-    close = get_close_matches(text, [*list_models(), *list_configs()], n=3, cutoff=0.5)
+    close = get_close_matches(text, sorted({*list_models(), *list_configs()}), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see swinseg models and swinseg config --list"
     raise KeyError(
         f"model {text!r} is not a URL, a registered model, a .yaml config, an existing checkpoint file or a shipped config{hint}"
     )
+
+
+def _classes_follow(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the auxiliary head's classes following the decode head's when only the
+    latter are given (both heads learn from the same labels)."""
+    classes = (overrides.get("decode_head") or {}).get("num_classes")
+    aux = overrides.get("auxiliary_head", config.get("auxiliary_head"))
+    if classes is None or not aux or "num_classes" in (overrides.get("auxiliary_head") or {}):
+        return overrides
+    return {**overrides, "auxiliary_head": {**(overrides.get("auxiliary_head") or {}), "num_classes": classes}}
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +96,8 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     name = section.pop("name", None)
     if not name:
         raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
-    resolved = {**config, "model": plain({"name": name, **merge_config(get_spec(name).config, section, "model.")})}
+    spec = get_spec(name)
+    resolved = {**config, "model": plain({"name": name, **merge_config(spec.config, _classes_follow(spec.config, section), "model.")})}
     check_ranges(resolved, CONFIG_RANGES)
     return resolved
 
@@ -114,7 +125,7 @@ def create_model(
     """
     source = resolve(name)
     builder, config, read = _architecture(source)
-    model = builder(**merge_config(config, overrides))
+    model = builder(**merge_config(config, _classes_follow(config, overrides)))
     weights = _weights(source, pretrained)
     if read is not None and weights == source.location:
         load_native(model, *read, source=weights)

@@ -150,6 +150,11 @@ class EncoderDecoder(nn.Module):
         if auxiliary_head is not None:
             auxiliary_head = self._head_inputs("auxiliary_head", auxiliary_head, channels, 2)
             self.auxiliary_head = FCNHead(**auxiliary_head)
+            if self.auxiliary_head.num_classes != self.decode_head.num_classes:
+                raise ValueError(
+                    f"auxiliary_head.num_classes={self.auxiliary_head.num_classes} differs from decode_head.num_classes="
+                    f"{self.decode_head.num_classes}: both heads learn from the same labels"
+                )
         self.data_preprocessor = copy.deepcopy({**DATA_PREPROCESSOR, **(data_preprocessor or {})})
         self.test_cfg = copy.deepcopy({**TEST_CFG, **(test_cfg or {})})
         self.test_pipeline = copy.deepcopy({**TEST_PIPELINE, **(test_pipeline or {})})

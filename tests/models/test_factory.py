@@ -117,3 +117,25 @@ def test_each_model_carries_its_preprocessing():
         [2.0, 4.0, 8.0]
     ).view(3, 1, 1)
     assert torch.allclose(same_size, expected)
+
+
+def test_the_auxiliary_head_follows_the_decode_heads_classes_or_a_mismatch_is_refused():
+    """decode_head=dict(num_classes=19) left the auxiliary head at 150 classes without a word."""
+    from swinseg.configs import load_config
+    from swinseg.models import resolve_config
+
+    name = "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512"
+    with torch.device("meta"):
+        assert swinseg.create_model(name, decode_head=dict(num_classes=19)).auxiliary_head.num_classes == 19
+        with pytest.raises(ValueError, match="auxiliary_head.num_classes=7 differs from decode_head.num_classes=19"):
+            swinseg.create_model(name, decode_head=dict(num_classes=19), auxiliary_head=dict(num_classes=7))
+    resolved = resolve_config(load_config(name, ["model.decode_head.num_classes=19"]))
+    assert resolved["model"]["auxiliary_head"]["num_classes"] == 19
+
+
+def test_an_unknown_name_suggests_each_close_name_once():
+    with pytest.raises(KeyError) as error:
+        swinseg.create_model("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x51")
+    hint = str(error.value).split("did you mean ")[1]
+    names = hint.rstrip("?\"'").split(", ")
+    assert names[0] == "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512" and len(set(names)) == len(names)
