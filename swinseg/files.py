@@ -92,6 +92,10 @@ def check_writable(folder: Path, what: str) -> Path:
     return folder
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = False, keep_partial: bool = False) -> Path:
     """Run ``write`` on :func:`partial_path` of ``path``, flush it to disk, then rename it into
     place. If ``write`` raises (a failed download, a full disk), nothing is replaced, and the
@@ -103,6 +107,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = 
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would create it: some writers make their files private (0600)
         os.replace(tmp, path)
     except WriteError:
         raise

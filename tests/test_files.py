@@ -147,3 +147,20 @@ def test_atomic_write_names_the_file_and_keeps_the_old_one(tmp_path):
     assert torch.equal(torch.load(path)["w"], torch.zeros(3)) and [p.name for p in tmp_path.iterdir()] == [path.name]
     with pytest.raises(KeyError):  # not a disk failure: passed on as it is
         atomic_write(path, lambda tmp: {}["missing"])
+
+
+def test_every_written_file_gets_the_usual_permissions(tmp_path):
+    """.safetensors files were written 0600 while .pth files got 0644."""
+    import os
+    import stat
+
+    import swinseg
+
+    from .helpers import tiny_segmentor
+
+    mask = os.umask(0)
+    os.umask(mask)
+    model = tiny_segmentor(3)
+    for name in ("m.safetensors", "m.pth"):
+        path = swinseg.save_checkpoint(model, tmp_path / name)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, name

@@ -20,7 +20,7 @@ from ..data.io import write_extras, write_image
 from ..data.loader import shard
 from ..data.tiff import tiff_size
 from ..engine.distributed import get_rank, get_world_size
-from ..files import check_writable
+from ..files import WriteError, check_writable
 from ..models.segmentor import EncoderDecoder
 from ..predict import Prediction, predict_outputs
 from ..tiled import predict_tiff
@@ -200,6 +200,8 @@ def _stream(
             print(
                 f"segmented {info['frames']} frames of {path} in {info['seconds']:.1f} s ({info['frames_per_second']:.1f} frames/s) -> {info['video']}"
             )
+    except WriteError:
+        raise  # the disk, not the input: every later write would fail too
     except Exception as e:  # one input's failure never stops the others
         failed.append(str(path))
         print(f"error: {path}: {e}", file=sys.stderr)
@@ -236,6 +238,8 @@ def _stills(
             try:
                 (output,) = predict_outputs(model, [rgb], tta=tta, confidence=bool(bits), topk=probs)
                 ids = _write_outputs(out / stills[index][1], rgb, output, model, opacity, bits, probs)
+            except WriteError:
+                raise  # the disk, not the input: every later write would fail too
             except Exception as e:  # one input's failure never stops the others
                 failed.append(str(stills[index][0]))
                 progress.write(f"error: {stills[index][0]}: {e}", file=sys.stderr)
