@@ -3,6 +3,7 @@ so that a reader (or a run killed at any moment) sees the old file or the new on
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -12,7 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["WriteError", "atomic_write", "check_writable", "exclusive", "home", "partial_path", "remove_partials", "write_failure"]
+__all__ = [
+    "WriteError",
+    "atomic_write",
+    "check_writable",
+    "exclusive",
+    "home",
+    "partial_path",
+    "remove_partials",
+    "removed_if_left_empty",
+    "write_failure",
+]
 
 _PARTIAL = ".{name}.tmp"
 
@@ -119,6 +130,20 @@ def atomic_write(path: Path, write: Callable[[Path], None], keep_suffix: bool = 
         if not keep_partial:
             tmp.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """If the block fails, remove ``folder`` when it did not exist before and is still empty
+    (a run refused at its start leaves nothing behind)."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty folder goes
+        raise
 
 
 @contextmanager

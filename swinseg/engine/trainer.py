@@ -21,7 +21,7 @@ from .. import ops
 from ..configs import dump_config
 from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
-from ..files import WriteError, atomic_write, check_writable, exclusive
+from ..files import WriteError, atomic_write, check_writable, exclusive, removed_if_left_empty
 from ..models.factory import build_segmentor, resolve_config
 from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
@@ -54,6 +54,10 @@ class Trainer:
     ) -> None:
         self.config = config = resolve_config(config)
         self.work_dir = Path(work_dir)
+        with removed_if_left_empty(self.work_dir):  # a refused run leaves no empty work dir behind
+            self._build(config, resume, device, progress)
+
+    def _build(self, config: dict[str, Any], resume: str | Path | None, device: str | None, progress: bool) -> None:
         self.device = init_distributed(device)
         self.rank, self.world_size = get_rank(), get_world_size()
         if self.rank == 0:

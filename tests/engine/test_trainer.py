@@ -179,3 +179,16 @@ def test_tf32_is_set_only_when_asked_and_a_bad_value_is_named(dataset, tmp_path,
     assert "train.tf32=true applies to NVIDIA GPUs only" in capsys.readouterr().err
     with pytest.raises(ValueError, match="train.tf32 must be null"):
         Trainer(tiny_train_config(dataset, "train.tf32=fast"), tmp_path / "c", device="cpu", progress=False)
+
+
+def test_a_refused_run_leaves_no_empty_work_dir(dataset, tmp_path):
+    work = tmp_path / "work"
+    bad_schedule = tiny_train_config(dataset, "schedule.warmup_iters=100", "schedule.max_iters=6")
+    with pytest.raises(ValueError, match="warmup"):
+        Trainer(bad_schedule, work, device="cpu", progress=False)
+    assert not work.exists()
+    (tmp_path / "kept").mkdir()
+    bad_amp = tiny_train_config(dataset, "train.amp=fp8")
+    with pytest.raises(ValueError, match="train.amp"):
+        Trainer(bad_amp, tmp_path / "kept", device="cpu", progress=False)
+    assert (tmp_path / "kept").is_dir()  # a folder that was there stays
