@@ -379,7 +379,11 @@ def _args_models(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="swinseg", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="swinseg",
+        description="Swin Transformer segmentation and classification: train, test, predict, convert, export. "
+        "'swinseg COMMAND --help' describes each command.",
+    )
     parser.add_argument("--version", action="version", version=f"swinseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_arguments in (

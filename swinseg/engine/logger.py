@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import warnings
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class TrainLogger:
         if not enabled:
             return
         self.scalars = work_dir / "scalars.jsonl"
+        self.kernels_file = work_dir / "kernels.jsonl"
         if self.scalars.is_file():  # a resumed run replaces what came after its checkpoint
             kept = [r for r in read_scalars(self.scalars) if r.get("iter", 0) <= start_iter]
             atomic_write(self.scalars, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in kept)))
@@ -94,6 +95,9 @@ class TrainLogger:
         )
         self.started = time.perf_counter()
         self.start_iter = start_iter
+        # (time, iteration) at the last log lines: the ETA's rate leaves out the first window (start-up,
+        # first kernel timings) once there are two, and follows the recent pace
+        self.marks: deque[tuple[float, int]] = deque(maxlen=10)
         self.restart_clock()
 
     def restart_clock(self) -> None:
@@ -125,7 +129,9 @@ class TrainLogger:
             means["time"] = (time.perf_counter() - self.clock) / self.timed
         self.restart_clock()
         means["memory"] = peak_memory_mb(device)
-        eta = (time.perf_counter() - self.started) / max(iteration - self.start_iter, 1) * (self.max_iters - iteration)
+        self.marks.append((time.perf_counter(), iteration))
+        (t0, i0), (t1, i1) = self.marks[0] if len(self.marks) > 1 else (self.started, self.start_iter), self.marks[-1]
+        eta = (t1 - t0) / max(i1 - i0, 1) * (self.max_iters - iteration)
         parts = [f"lr: {lr:.4e}", f"eta: {datetime.timedelta(seconds=int(eta))}"]
         parts += [f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in means.items()]
         self._write(f"Iter(train) [{iteration:>{len(str(self.max_iters))}}/{self.max_iters}]  " + "  ".join(parts))
@@ -139,9 +145,16 @@ class TrainLogger:
         self._record({"mode": "val", "iter": iteration, **summary})
 
     def log_kernels(self, iteration: int, choices: dict[str, str]) -> None:
-        """Print kernel choices made since the last call (:func:`swinseg.ops.choices`)."""
-        if self.enabled and choices:
-            self._write(f"Kernels [{iteration}]  " + "  ".join(f"{k}: {v}" for k, v in sorted(choices.items())))
+        """Kernel choices made since the last call (:func:`swinseg.ops.choices`): a one-line
+        count per operation and kernel, the full list appended to ``kernels.jsonl``."""
+        if not (self.enabled and choices):
+            return
+        counts: dict[str, int] = defaultdict(int)
+        for key, kernel in choices.items():
+            counts[f"{key.split('/')[0]} {kernel}"] += 1
+        summary = ", ".join(f"{name} x{n}" for name, n in sorted(counts.items()))
+        self._write(f"Kernels [{iteration}]  {len(choices)} new choices: {summary} (all in {self.kernels_file.name})")
+        _append_line(self.kernels_file, {"iter": iteration, "choices": dict(sorted(choices.items()))})
 
     def _write(self, line: str) -> None:
         if self.bar is not None and not self.bar.disable:
@@ -150,11 +163,7 @@ class TrainLogger:
             print(line, flush=True)
 
     def _record(self, record: dict[str, Any]) -> None:
-        try:
-            with open(self.scalars, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as e:
-            raise write_failure(self.scalars, e) from None
+        _append_line(self.scalars, record)
         if self.writer is not None:
             prefix = record["mode"]
             try:
@@ -174,3 +183,12 @@ class TrainLogger:
                 self.writer.close()
             except OSError as e:
                 raise write_failure(self.work_dir / "tensorboard", e) from None
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line appended to ``path``; a failed write is a one-line error naming it."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:
+        raise write_failure(path, e) from None
