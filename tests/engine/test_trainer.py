@@ -192,3 +192,24 @@ def test_a_refused_run_leaves_no_empty_work_dir(dataset, tmp_path):
     with pytest.raises(ValueError, match="train.amp"):
         Trainer(bad_amp, tmp_path / "kept", device="cpu", progress=False)
     assert (tmp_path / "kept").is_dir()  # a folder that was there stays
+
+
+def test_eta_follows_the_recent_pace_and_kernels_are_summarized(tmp_path, monkeypatch, capsys):
+    """The ETA at iteration 50 said 0:41:42 for a 5-minute run (the first window's start-up
+    counted); the Kernels line was ~4 KB."""
+    from swinseg.engine import logger as logger_module
+
+    now = [0.0]
+    monkeypatch.setattr(logger_module.time, "perf_counter", lambda: now[0])
+    log = logger_module.TrainLogger(tmp_path, max_iters=100, start_iter=0, interval=10, progress=False)
+    for step in range(30):
+        now[0] += 60.0 if step == 0 else 1.0  # a slow first iteration (start-up)
+        log.update({"lr": 0.1, "loss": torch.tensor(1.0)})
+        if (step + 1) % 10 == 0:
+            log.log(step + 1, torch.device("cpu"))
+    log.log_kernels(30, {"attention/cpu/float32/N49-w4": "sdpa", "attention/cpu/float32/N49-w8": "bmm", "linear/cpu/float32/96-96": "aten"})
+    log.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert "eta: 0:01:10" in lines[2]  # 70 iterations left at 1 s each
+    assert lines[3].endswith("3 new choices: attention bmm x1, attention sdpa x1, linear aten x1 (all in kernels.jsonl)")
+    assert json.loads((tmp_path / "kernels.jsonl").read_text())["choices"]["linear/cpu/float32/96-96"] == "aten"
