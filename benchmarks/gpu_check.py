@@ -50,7 +50,7 @@ from swinseg.engine.distributed import BACKENDS, wrap_ddp
 from swinseg.engine.metrics import IoUMetric
 from swinseg.engine.optim import build_optimizer
 from swinseg.ops.tuning import synchronize
-from swinseg.tools.demo import DEMO_CONFIG
+from swinseg.tools.demo import DEMO_CONFIG, TINY_MODEL
 from swinseg.tools.synthetic import write_dataset
 
 UPERNET_T = bench.UPERNET_T
@@ -60,19 +60,6 @@ TOL = 1e-4
 TOTAL_S = 360.0
 # (section, seconds it may take on the GPU); the dry run gets the same deadlines
 BUDGETS = {"parity": 45, "cpu_vs_device": 40, "ddp": 30, "train_cli": 90, "predict_cli": 50, "precision": 60, "speed": 45}
-# the demo config at a size a CPU trains in seconds (the dry run)
-TINY = [
-    "model.backbone.embed_dims=16",
-    "model.backbone.depths=[1, 1, 1, 1]",
-    "model.backbone.num_heads=[1, 1, 2, 2]",
-    "model.decode_head.channels=16",
-    "model.auxiliary_head.channels=8",
-    "model.data_preprocessor.size=[32, 32]",
-    "model.test_pipeline.scale=[128, 48]",
-    "data.pipeline.crop_size=[32, 32]",
-    "data.pipeline.scale=[128, 48]",
-    "data.batch_size=2",
-]
 
 
 class SectionTimeout(Exception):
@@ -382,7 +369,7 @@ def main() -> None:
             "ade_size": (64, 86) if dry else (512, 683),
             "classify_batch": 2 if dry else 64,
             "rounds": 2 if dry else 10,
-            "tiny": TINY if dry else [],
+            "tiny": TINY_MODEL if dry else [],
             "segmentor": DEMO_CONFIG if dry else UPERNET_T,  # Swin-T UPerNet trains too slowly on a CPU
         }
         write()

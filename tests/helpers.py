@@ -34,20 +34,11 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
 
 
-from swinseg.tools.demo import DEMO_CONFIG  # noqa: E402  (re-exported for the tests)
+from swinseg.tools.demo import DEMO_CONFIG, TINY_MODEL  # noqa: E402  (re-exported for the tests)
 
 # The demo config shrunk to a very small model, 32x32 crops and 6 iterations.
 TINY_OVERRIDES = [
-    "model.backbone.embed_dims=16",
-    "model.backbone.depths=[1, 1, 1, 1]",
-    "model.backbone.num_heads=[1, 1, 2, 2]",
-    "model.decode_head.channels=16",
-    "model.auxiliary_head.channels=8",
-    "model.data_preprocessor.size=[32, 32]",
-    "model.test_pipeline.scale=[128, 48]",
-    "data.pipeline.crop_size=[32, 32]",
-    "data.pipeline.scale=[128, 48]",
-    "data.batch_size=2",
+    *TINY_MODEL,
     "data.num_workers=0",
     "schedule.max_iters=6",
     "schedule.warmup_iters=2",

@@ -12,9 +12,23 @@ from ..engine.trainer import Trainer
 from .plot import plot_curves
 from .synthetic import write_dataset
 
-__all__ = ["DEMO_CONFIG", "run_demo"]
+__all__ = ["DEMO_CONFIG", "TINY_MODEL", "run_demo"]
 
 DEMO_CONFIG = "swin-mini-patch4-window7_upernet_1xb8-1k_synthetic-128x128"
+# The demo config shrunk to a model a CPU trains in a fraction of a second per step (smoke runs:
+# the tests, the GPU check's dry run).
+TINY_MODEL = [
+    "model.backbone.embed_dims=16",
+    "model.backbone.depths=[1, 1, 1, 1]",
+    "model.backbone.num_heads=[1, 1, 2, 2]",
+    "model.decode_head.channels=16",
+    "model.auxiliary_head.channels=8",
+    "model.data_preprocessor.size=[32, 32]",
+    "model.test_pipeline.scale=[128, 48]",
+    "data.pipeline.crop_size=[32, 32]",
+    "data.pipeline.scale=[128, 48]",
+    "data.batch_size=2",
+]
 _QUICK = [
     "schedule.max_iters=24",
     "schedule.warmup_iters=4",
