@@ -172,7 +172,7 @@ def load_native(
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if k in own and own[k].shape != v.shape
     ]
     if mismatched:
-        raise ValueError(f"{source}: shapes differ from the model's: " + "; ".join(mismatched))
+        raise ValueError(f"{source} is another architecture than the model's: {_difference(sd, own, mismatched)}")
     missing = sorted(set(own) - set(sd))
     for pattern in optional:
         if not any(pattern.match(k) for k in sd):
@@ -188,6 +188,38 @@ def load_native(
     if dataset_meta is not None:
         model.dataset_meta = _complete_dataset_meta(dataset_meta, model.num_classes, source)
     return report
+
+
+_BLOCK = re.compile(r"(?:^|\.)stages\.(\d+)\.blocks\.(\d+)\.")
+
+
+def _shape_summary(sd: dict[str, Any]) -> dict[str, Any]:
+    """Embedding width, blocks per stage and classes of a (native) state dict, where it shows them."""
+    out: dict[str, Any] = {}
+    for key, value in sd.items():
+        if key.endswith("patch_embed.proj.weight"):
+            out["embed_dims"] = value.shape[0]
+        elif key.endswith("decode_head.conv_seg.weight") or key == "head.weight":
+            out["classes"] = value.shape[0]
+    blocks: dict[int, set[int]] = {}
+    for key in sd:
+        if m := _BLOCK.search(key):
+            blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    if blocks:
+        out["depths"] = tuple(len(blocks[i]) for i in sorted(blocks))
+    return out
+
+
+def _difference(sd: dict[str, Any], own: dict[str, Any], mismatched: list[str]) -> str:
+    """A short account of how a checkpoint's architecture differs from the model's: the widths,
+    depths and classes that differ, then the first few mismatched tensors and a count."""
+    theirs, ours = _shape_summary(sd), _shape_summary(own)
+    parts = [
+        f"{k} {theirs[k]} vs {ours[k]}" for k in ("embed_dims", "depths", "classes") if k in theirs and k in ours and theirs[k] != ours[k]
+    ]
+    more = f" and {len(mismatched) - 3} more" if len(mismatched) > 3 else ""
+    parts.append(f"{len(mismatched)} tensors differ in shape: {'; '.join(mismatched[:3])}{more}")
+    return "; ".join(parts) + " (checkpoint vs model)"
 
 
 def _complete_dataset_meta(dataset_meta: dict[str, Any], num_classes: int, source: str | os.PathLike) -> dict[str, Any]:

@@ -71,3 +71,20 @@ def test_a_layout_without_a_place_for_them_says_so(tmp_path):
         warnings.simplefilter("always")
         convert_checkpoint(native, tmp_path / "flat.safetensors", to="mmseg")
     assert any("has no place for the segmentor's data_preprocessor, test_cfg, test_pipeline" in str(w.message) for w in caught)
+
+
+def test_a_checkpoint_of_another_architecture_is_summarized_in_a_short_line(tmp_path):
+    """It was one 15 KB line listing 194 key pairs."""
+    small = swinseg.create_model(
+        "swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512",
+        backbone=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
+        decode_head=dict(channels=16, num_classes=7),
+        auxiliary_head=dict(channels=8),
+    )
+    path = swinseg.save_checkpoint(small, tmp_path / "small.safetensors")
+    model = swinseg.create_model("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512")
+    with pytest.raises(ValueError) as error:
+        swinseg.load_checkpoint(model, path)
+    message = str(error.value)
+    assert "embed_dims 32 vs 96; depths (2, 2, 2, 2) vs (2, 2, 6, 2); classes 7 vs 150;" in message
+    assert " more (checkpoint vs model)" in message and len(message) < 600
