@@ -91,10 +91,13 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 def cmd_flops(args: argparse.Namespace) -> None:
     from .configs import load_config
+    from .progress import working
     from .tools.speed import flops_report
 
     model = _load(load_config(args.model, args.set) if args.set else args.model, None)
-    print(flops_report(model, *args.shape))
+    with working(f"counting the FLOPs of {args.model} at {args.shape[0]}x{args.shape[1]}"):
+        report = flops_report(model, *args.shape)
+    print(report)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:

@@ -21,7 +21,6 @@ size.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from .data.tiff import TiffReader, write_tiled
 from .data.transforms import to_input
@@ -38,6 +36,7 @@ from .files import atomic_write
 from .models.heads import resize
 from .models.segmentor import EncoderDecoder
 from .predict import summarize
+from .progress import progress_bar
 
 __all__ = ["predict_tiff", "slide_grid"]
 
@@ -170,7 +169,7 @@ def predict_tiff(
         ids = np.uint8 if model.num_classes <= 256 else np.uint16
         conf_type = np.uint8 if confidence_bits == 8 else np.uint16
         raw = Path(scratch) / "confidence.raw"
-        bar = tqdm(total=height, desc="predict", unit="row", disable=not (progress and sys.stderr.isatty()))
+        bar = progress_bar(total=height, desc="predict", unit="row", enabled=progress)
 
         def label_tiles() -> Iterator[np.ndarray]:
             with open(raw, "wb") as conf_file:

@@ -5,19 +5,18 @@ optionally the label map of every frame. Memory holds one batch of frames."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from .data.io import write_extras, write_image
 from .files import atomic_write
 from .models.segmentor import EncoderDecoder
 from .predict import predict_outputs
+from .progress import progress_bar
 from .visualize import overlay
 
 __all__ = ["VIDEO_SUFFIXES", "predict_video"]
@@ -74,7 +73,7 @@ def predict_video(
         if frame_labels or confidence_bits or probs:
             labels_dir.mkdir(parents=True, exist_ok=True)
         count, start = 0, time.perf_counter()
-        bar = tqdm(total=total, desc="video", unit="frame", disable=not (progress and sys.stderr.isatty()))
+        bar = progress_bar(total=total, desc="video", unit="frame", enabled=progress)
 
         def write(tmp: Path) -> None:
             nonlocal count

@@ -20,20 +20,25 @@ def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray
 
 
 def _legend(ids: Sequence[int], classes: Sequence[str], palette: Sequence[Sequence[int]], height: int) -> np.ndarray:
-    """A white panel listing each class id with its colour swatch, in columns that fit ``height``."""
-    scale = float(np.clip(height / 900, 0.35, 1.0))
-    row = max(int(26 * scale), 10)
-    per_column = max(height // row - 1, 1)
+    """A white panel listing each class id and name beside its colour swatch, in as many
+    columns as ``height`` needs; text and swatches stay readable on small images."""
+    scale = float(np.clip(height / 900, 0.45, 1.0))
+    (_, text_height), baseline = cv2.getTextSize("Ag", _FONT, scale, 1)
+    margin = max(int(8 * scale), 4)
+    swatch = text_height + baseline + 4
+    row = swatch + margin
+    per_column = max((height - margin) // row, 1)
     texts = [f"{i} {classes[i] if i < len(classes) else ''}".strip() for i in ids]
-    width = max((cv2.getTextSize(t, _FONT, scale, 1)[0][0] for t in texts), default=0) + 2 * row
+    width = max((cv2.getTextSize(t, _FONT, scale, 1)[0][0] for t in texts), default=0) + swatch + 3 * margin
     columns = -(-len(texts) // per_column)
     panel = np.full((height, max(columns, 1) * width, 3), 255, np.uint8)
     for n, (i, text) in enumerate(zip(ids, texts, strict=True)):
-        x, y = (n // per_column) * width + row // 3, (n % per_column + 1) * row
+        x, top = (n // per_column) * width + margin, margin + (n % per_column) * row
         colour = tuple(int(c) for c in palette[i]) if i < len(palette) else (0, 0, 0)
-        cv2.rectangle(panel, (x, y - row + 4), (x + row - 6, y - 2), colour, -1)
-        cv2.rectangle(panel, (x, y - row + 4), (x + row - 6, y - 2), (0, 0, 0), 1)
-        cv2.putText(panel, text, (x + row, y - 4), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(panel, (x, top), (x + swatch - 1, top + swatch - 1), colour, -1)
+        cv2.rectangle(panel, (x, top), (x + swatch - 1, top + swatch - 1), (0, 0, 0), 1)
+        text_y = top + (swatch + text_height) // 2
+        cv2.putText(panel, text, (x + swatch + margin, text_y), _FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return panel
 
 
@@ -77,7 +82,10 @@ def side_by_side(
             ignored = labels >= len(palette)
             shown[ignored] = image[ignored]
         scale = max(shown.shape[0] / 600, 0.4)
-        cv2.putText(shown, caption, (6, int(24 * scale)), _FONT, scale, (255, 255, 255), max(int(2 * scale), 1), cv2.LINE_AA)
+        thick = max(int(2 * scale), 1)
+        (_, text_height), _ = cv2.getTextSize(caption, _FONT, scale, thick)
+        for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):  # outlined: readable on any colour
+            cv2.putText(shown, caption, (6, text_height + 6), _FONT, scale, colour, width, cv2.LINE_AA)
         panels += [shown, np.full((shown.shape[0], 8, 3), 255, np.uint8)]
     ids = sorted(set(np.unique(prediction).tolist()) | {i for i in np.unique(label).tolist() if i < len(palette)})
     legend = _legend(ids, classes, palette, max(image.shape[0], 200))

@@ -62,9 +62,10 @@ def test_layers():
     reaches = {}
     for module, targets in graph.items():
         reaches.setdefault(_package(module), set()).update(_package(t) for t in targets if _package(t) != _package(module))
+    assert not reaches.get("swinseg.progress")
     for low in ("swinseg.files", "swinseg.configs"):
         assert reaches.get(low, set()) <= {"swinseg.files"}, (low, reaches[low])
     assert reaches["swinseg.ops"] <= {"swinseg.files"}
-    assert reaches["swinseg.weights"] <= {"swinseg.files", "swinseg.ops", "swinseg.data"}
+    assert reaches["swinseg.weights"] <= {"swinseg.files", "swinseg.ops", "swinseg.data", "swinseg.progress"}
     assert not reaches["swinseg.models"] & {"swinseg.predict", "swinseg.engine", "swinseg.tools", "swinseg.cli"}
     assert "swinseg.models" not in reaches["swinseg.weights"]

@@ -40,3 +40,17 @@ def test_overlay_blends_by_opacity(opacity):
 def test_overlay_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match="differ in size"):
         overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.int64), ["a"], [[0, 0, 0]])
+
+
+@pytest.mark.parametrize("height", [64, 128, 512, 1200])
+def test_legend_swatches_are_readable_and_nothing_is_clipped(height):
+    palette = [(0, 0, 0), (220, 20, 60), (0, 128, 255), (255, 200, 0)]
+    image = np.full((height, 90, 3), 128, np.uint8)
+    labels = np.repeat(np.arange(4), -(-height // 4))[:height, None].repeat(90, axis=1)
+    out = overlay(image, labels, ["background", "brick box", "disc", "ring"], palette, opacity=1.0)
+    panel = out[:, 90:]
+    assert (panel[0] == 255).all() and (panel[:, 0] == 255).all()  # a margin on the top and left edges
+    assert (panel[-1] == 255).all() and (panel[:, -1] == 255).all()
+    for colour in palette[1:]:
+        ys, xs = np.nonzero((panel == colour).all(axis=2))
+        assert np.ptp(ys) + 1 >= 12 and np.ptp(xs) + 1 >= 12, colour

@@ -4,6 +4,7 @@ and the iteration, never on the number of workers or on where a run was resumed.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator, Sequence
 
@@ -101,7 +102,7 @@ def build_train_loader(
     pad_size: Sequence[int],
     pad_val: float = 0.0,
     seg_pad_val: int = 255,
-    num_workers: int = 0,
+    num_workers: int | None = 0,
     rank: int = 0,
     world_size: int = 1,
     start: int = 0,
@@ -109,7 +110,8 @@ def build_train_loader(
     """Endless batches of padded ``(inputs (B, 3, H, W), labels (B, H, W), skipped)`` for process ``rank``
     (``skipped``: the errors of unreadable samples replaced in the batch),
     beginning after its first ``start`` samples. Workers get distinct seeds derived from the
-    seed and the rank."""
+    seed and the rank. ``num_workers`` None: :func:`default_workers`."""
+    num_workers = default_workers() if num_workers is None else num_workers
     sampler = InfiniteSampler(len(train_set), train_set.seed, rank, world_size, start)
     loader = DataLoader(
         train_set,
@@ -123,6 +125,14 @@ def build_train_loader(
         pin_memory=torch.cuda.is_available(),
     )
     return iter(loader)
+
+
+def default_workers() -> int:
+    """The base configs' 4 loading processes per GPU process where the machine has the cores
+    for them, else the CPUs this process may use shared among the processes of a torchrun job
+    on this machine (never more than DataLoader's advice, which it warns about)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(4, max(cpus // int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1))
 
 
 def shard(size: int, rank: int = 0, world_size: int = 1) -> list[int]:

@@ -4,12 +4,10 @@ counts summed over images and over processes."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import torch
-from tqdm import tqdm
 
 from ..configs import load_config
 from ..data.dataset import SegDataset, build_dataset
@@ -20,6 +18,7 @@ from ..models.factory import build_segmentor
 from ..models.segmentor import EncoderDecoder
 from ..ops import parse_dtype
 from ..predict import predict
+from ..progress import progress_bar
 from ..visualize import side_by_side
 from ..weights import LoadReport, load_checkpoint
 from .distributed import get_rank, get_world_size, rank_zero_first
@@ -46,7 +45,7 @@ def evaluate(
     indices = shard(len(dataset), get_rank(), get_world_size())
     if show_dir is not None:
         show_dir = check_writable(Path(show_dir), "show dir")
-    bar = tqdm(indices, desc="test", unit="img", disable=not (progress and get_rank() == 0 and sys.stderr.isatty()))
+    bar = progress_bar(indices, desc="test", unit="img", enabled=progress and get_rank() == 0)
     for i in bar:
         image, label = dataset[i]
         prediction = predict(model, image, mode=mode, tta=tta)[0]

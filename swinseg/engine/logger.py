@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import json
 import resource
-import sys
 import threading
 import time
 import warnings
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..files import atomic_write, write_failure
 from ..ops.tuning import synchronize
+from ..progress import progress_bar
 
 __all__ = ["TrainLogger", "peak_memory_mb", "read_scalars"]
 
@@ -90,9 +89,7 @@ class TrainLogger:
             warnings.warn(
                 "tensorboard is not installed (pip install 'swinseg[train]'): logging to the console and scalars.jsonl only", stacklevel=2
             )
-        self.bar = tqdm(
-            total=max_iters, initial=start_iter, desc="train", unit="it", dynamic_ncols=True, disable=not (progress and sys.stderr.isatty())
-        )
+        self.bar = progress_bar(total=max_iters, initial=start_iter, desc="train", unit="it", enabled=progress, lines=False)
         self.started = time.perf_counter()
         self.start_iter = start_iter
         # (time, iteration) at the last log lines: the ETA's rate leaves out the first window (start-up,

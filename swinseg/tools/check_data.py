@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from ..data.dataset import SegDataset, build_dataset
 from ..models import resolve_config
+from ..progress import progress_bar
 from .label_doctor import Finding, diagnose, scan_labels
 
 __all__ = ["SplitReport", "check_split", "check_config"]
@@ -67,7 +67,7 @@ def check_split(dataset: SegDataset, split: str, workers: int = 4, progress: boo
     report = SplitReport(split, samples=len(dataset), class_pixels=np.zeros(dataset.num_classes, np.int64))
     with ThreadPoolExecutor(max(workers, 1)) as pool:
         results = pool.map(lambda i: _check_one(dataset, i), range(len(dataset)))
-        for size, label, problem in tqdm(results, total=len(dataset), desc=f"check {split}", unit="img", disable=not progress):
+        for size, label, problem in progress_bar(results, total=len(dataset), desc=f"check {split}", unit="img", enabled=progress):
             if problem:
                 report.problems.append(problem)
                 continue

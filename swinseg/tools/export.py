@@ -7,9 +7,12 @@ returns logits: (B, num_classes, H, W) from a segmentor's whole-image inference,
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from torch import Tensor, nn
 from ..files import atomic_write
 from ..models.segmentor import EncoderDecoder
 from ..models.swin import SwinTransformer
+from ..progress import working
 
 __all__ = ["Deployable", "size_range", "trace_side", "export_onnx", "compare_onnx", "export_and_check"]
 
@@ -79,6 +83,21 @@ def trace_side(model: EncoderDecoder | SwinTransformer, side: int | None = None)
     return side or model.preprocessing.size[0]
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Without the exporter's noise about things swinseg never uses: one warning per torchvision
+    op when torchvision is absent, and a FutureWarning of torch's own pytree internals."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+
+
 def export_onnx(
     model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18
 ) -> tuple[int, int]:
@@ -95,7 +114,7 @@ def export_onnx(
     example = torch.rand(2, 3, side, side) * 255
 
     def write(tmp: Path) -> None:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             program = torch.onnx.export(
                 net,
                 (example,),
@@ -146,7 +165,8 @@ def export_and_check(
     :func:`compare_onnx` at two other sizes; an error when they differ by more than ``tolerance``."""
     kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
     start = time.perf_counter()
-    low, high = export_onnx(model, path, side=side, opset=opset)
+    with working(f"exporting the {kind} to {path}"):
+        low, high = export_onnx(model, path, side=side, opset=opset)
     print(
         f"exported the {kind} to {path} in {time.perf_counter() - start:.0f} s (opset {opset}): input 'images' "
         f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}"
@@ -154,7 +174,8 @@ def export_and_check(
     if tolerance is None:
         return
     shapes = [(1, high, low), (2, low, high)] if high - low < 256 else [(1, 301, 397), (2, 160, 241)]
-    diffs = compare_onnx(path, model, shapes)
+    with working(f"checking {path} with onnxruntime"):
+        diffs = compare_onnx(path, model, shapes)
     report = ", ".join(f"{b}x{h}x{w}: {d:.1e}" for (b, h, w), d in zip(shapes, diffs, strict=True))
     if max(diffs) > tolerance:
         raise ValueError(f"{path} disagrees with PyTorch: max |logits difference| {report} (tolerance {tolerance})")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..data.classes import ade20k_palette
+from ..progress import progress_bar
 
 __all__ = ["Finding", "LabelScan", "colour_to_ids", "diagnose", "scan_labels"]
 
@@ -63,9 +63,8 @@ def scan_labels(paths: Sequence[Path], workers: int = 4, progress: bool = True, 
     """Count the stored values (or colours) of every annotation file, in ``workers`` threads."""
     scan = LabelScan(files=len(paths))
     with ThreadPoolExecutor(max(workers, 1)) as pool:
-        for path, label in tqdm(
-            zip(paths, pool.map(_read, paths), strict=True), total=len(paths), desc=desc, unit="img", disable=not progress
-        ):
+        labels = zip(paths, pool.map(_read, paths), strict=True)
+        for path, label in progress_bar(labels, total=len(paths), desc=desc, unit="img", enabled=progress):
             if label is None:
                 scan.unreadable += 1
             elif label.ndim == 3:

@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..data import read_image
 from ..data.io import write_extras, write_image
@@ -23,6 +22,7 @@ from ..engine.distributed import get_rank, get_world_size
 from ..files import WriteError, check_writable
 from ..models.segmentor import EncoderDecoder
 from ..predict import Prediction, predict_outputs
+from ..progress import progress_bar
 from ..tiled import predict_tiff
 from ..video import VIDEO_SUFFIXES, predict_video
 from ..visualize import overlay
@@ -224,7 +224,7 @@ def _stills(
     if not stills:
         return counts
     loader = DataLoader(_Files([p for p, _ in stills]), batch_size=batch_size, num_workers=workers, collate_fn=list)
-    progress = tqdm(total=len(stills), desc="predict", unit="img", disable=not sys.stderr.isatty())
+    progress = progress_bar(total=len(stills), desc="predict", unit="img")
     for batch in loader:
         progress.update(len(batch))
         readable = []

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+
+from ..progress import progress_bar
 
 __all__ = ["CLASSES", "PALETTE", "make_scene", "write_dataset"]
 
@@ -107,7 +108,7 @@ def write_dataset(root: str | Path, train: int = 160, val: int = 40, seed: int =
     for split, count in (("training", train), ("validation", val)):
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "annotations" / split).mkdir(parents=True, exist_ok=True)
-        for i in tqdm(range(count), desc=f"synthetic {split}", unit="img", leave=False):
+        for i in progress_bar(range(count), desc=f"synthetic {split}", unit="img", leave=False):
             h = int(size[0] * rng.uniform(0.75, 1.25))
             w = int(size[1] * rng.uniform(0.75, 1.25))
             image, label = make_scene(rng, h, w)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from ..files import atomic_write, home, partial_path
+from ..progress import Lines, progress_bar
 
 __all__ = ["cache_dir", "download", "hash_from_filename", "is_url"]
 
@@ -94,7 +95,7 @@ class _Cut(Exception):
 def _fetch(url: str, tmp: Path, target: Path, expected: str | None, progress: bool, retries: int) -> None:
     """Fill ``tmp`` (renamed to ``target`` once complete) from ``url``, resuming after each cut, then check its hash."""
     validator: str | None = None
-    with tqdm(unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar:
+    with progress_bar(unit="B", unit_scale=True, desc=target.name, enabled=progress) as bar:
         for attempt in range(retries + 1):
             try:
                 _fetch_rest(url, tmp, target, validator, bar)
@@ -108,7 +109,7 @@ def _fetch(url: str, tmp: Path, target: Path, expected: str | None, progress: bo
         _check_hash(tmp, expected, url)
 
 
-def _fetch_rest(url: str, tmp: Path, target: Path, validator: str | None, bar: tqdm) -> None:
+def _fetch_rest(url: str, tmp: Path, target: Path, validator: str | None, bar: tqdm | Lines) -> None:
     """One request for what ``tmp`` lacks: a Range request from its length (``If-Range``: only if
     the file is unchanged), appended on ``206 Partial Content``, restarted on a full ``200``."""
     offset = tmp.stat().st_size if tmp.exists() else 0

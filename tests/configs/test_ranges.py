@@ -79,7 +79,6 @@ OUT_OF_RANGE: dict[str, st.SearchStrategy] = {
     "model.test_pipeline.scale": COUNT,
     "model.ignore_index": INDEX,
     "data.batch_size": COUNT,
-    "data.num_workers": INDEX,
     "data.pipeline.scale": COUNT,
     "data.pipeline.ratio_range": POSITIVE,
     "data.pipeline.crop_size": COUNT,
@@ -100,7 +99,7 @@ OUT_OF_RANGE: dict[str, st.SearchStrategy] = {
     "train.checkpoint_interval": INDEX,
     "train.max_keep_ckpts": below(-1),
 }
-NULLABLE = {"train.clip_grad": POSITIVE}  # null by default (off); numbers when set
+NULLABLE = {"train.clip_grad": POSITIVE, "data.num_workers": INDEX}  # null by default (off, automatic); numbers when set
 
 
 def _numeric_keys(config: dict, prefix: str = "") -> dict[str, object]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from swinseg.configs import list_configs, load_config
 from swinseg.data.dataset import SegDataset, TrainPipeline, build_dataset, read_label, reduce_zero_label
-from swinseg.data.loader import InfiniteSampler, TrainSet, build_train_loader, shard
+from swinseg.data.loader import InfiniteSampler, TrainSet, build_train_loader, default_workers, shard
 
 CLASSES, PALETTE = ["a", "b", "c"], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
@@ -130,3 +133,13 @@ def test_loader_batches_do_not_depend_on_workers(tmp_path):
     for _ in range(3):
         (xa, ya, _), (xb, yb, _) = next(a), next(b)
         assert xa.shape == (2, 3, 32, 32) and torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_default_workers_follow_the_cores_of_each_process(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    for cpus, local, expected in ((2, None, 2), (1, None, 1), (64, None, 4), (16, "8", 2), (4, "8", 1)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)), raising=False)
+        if local:
+            monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+        assert default_workers() == expected, (cpus, local)
+    assert all(load_config(name)["data"]["num_workers"] is None for name in list_configs())  # the base configs ask for the default

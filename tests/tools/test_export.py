@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -30,15 +32,22 @@ def _input_dims(path):
     return [d.dim_param or d.dim_value for d in images.type.tensor_type.shape.dim], model.opset_import[0].version
 
 
-def test_segmentor_exports_with_dynamic_sizes_and_matches_pytorch(tmp_path, capsys):
+def test_segmentor_exports_with_dynamic_sizes_and_matches_pytorch(tmp_path, capsys, caplog, monkeypatch):
+    find_spec = importlib.util.find_spec  # the default install has no torchvision: the exporter then warns per torchvision op
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else find_spec(name, *a))
     model = randomize_(
         EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=dict(channels=8, num_classes=5))
     )
     ckpt = swinseg.save_checkpoint(model.eval(), tmp_path / "seg.safetensors")
     out = tmp_path / "seg.onnx"
-    assert main(["export", str(ckpt), "--onnx", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "height and width 1..8192" in printed and "onnxruntime matches PyTorch" in printed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["export", str(ckpt), "--onnx", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "height and width 1..8192" in printed.out and "onnxruntime matches PyTorch" in printed.out
+    assert f"exporting the segmentor to {out} ..." in printed.err  # said before the long step, wherever the output goes
+    assert not [r for r in caplog.records if "torchvision" in r.getMessage()]
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
     dims, opset = _input_dims(out)
     assert opset >= 17 and dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
     side = trace_side(model)
