@@ -22,7 +22,8 @@ CHILD = """
 import json, resource, sys
 import numpy as np, tifffile, torch
 import swinseg
-from swinseg.tiled import predict_tiff
+from swinseg.predict import PredictOptions
+from swinseg.predict.tiled import predict_tiff
 
 name, height, width, src, dst = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def tiles():
@@ -34,7 +35,7 @@ tifffile.imwrite(src, tiles(), shape=(height, width, 3), dtype=np.uint8, tile=(2
 torch.manual_seed(0)
 model = swinseg.create_model(name).eval()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-info = predict_tiff(model, src, dst, crop=512, stride=341, confidence_bits=8, progress=False)
+info = predict_tiff(model, src, dst, PredictOptions(crop=512, stride=341, confidence=True), progress=False)
 info.update(model_mb=before, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, classes=model.num_classes)
 print(json.dumps(info))
 """

@@ -18,7 +18,8 @@ import torch
 
 import swinseg
 from swinseg.ops import machine_info
-from swinseg.video import predict_video
+from swinseg.predict import PredictOptions
+from swinseg.predict.video import predict_video
 
 
 def write_clip(path: Path, frames: int, width: int, height: int, fps: float = 30.0) -> None:
@@ -48,9 +49,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
         write_clip(clip, args.frames, *args.size)
-        predict_video(model, clip, Path(tmp) / "warm", batch_size=1, progress=False)  # kernel choices, caches
+        predict_video(model, clip, Path(tmp) / "warm", PredictOptions(batch_size=1), progress=False)  # kernel choices, caches
         for batch in args.batch_size:
-            info = predict_video(model, clip, Path(tmp) / f"b{batch}", batch_size=batch, progress=False)
+            info = predict_video(model, clip, Path(tmp) / f"b{batch}", PredictOptions(batch_size=batch), progress=False)
             rows.append(
                 {"batch_size": batch, "frames": info["frames"], "seconds": info["seconds"], "frames_per_second": info["frames_per_second"]}
             )

@@ -11,7 +11,7 @@
 
 from . import ops
 from .models import EncoderDecoder, SwinTransformer, create_model, list_models, swin_b, swin_l, swin_s, swin_t
-from .predict import inference
+from .predict import PredictOptions, inference
 from .weights import LoadReport, convert_checkpoint, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EncoderDecoder",
     "LoadReport",
+    "PredictOptions",
     "SwinTransformer",
     "__version__",
     "convert_checkpoint",

@@ -4,6 +4,7 @@ its arguments and calls one library function."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,10 +50,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> None:
+    from .configs import load_config
     from .tools.reproduce import test_checkpoint
 
-    options = {k: getattr(args, k) for k in ("device", "dtype", "mode", "crop", "stride", "tta", "show_dir", "out", "tolerance")}
-    test_checkpoint(args.config, args.checkpoint, args.set, **options)
+    options = _options(args, load_config(args.config, args.set))
+    extra = {k: getattr(args, k) for k in ("device", "show_dir", "out", "tolerance")}
+    test_checkpoint(args.config, args.checkpoint, args.set, options, **extra)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -80,13 +83,15 @@ def cmd_check_data(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
+    from .configs import load_config
     from .tools.speed import config_fps
 
     if args.threads:
         torch.set_num_threads(args.threads)
     autocast = torch.bfloat16 if args.bf16 else None
-    options = {k: getattr(args, k) for k in ("device", "dtype", "compile", "images", "warmup")}
-    config_fps(args.config, args.set, args.checkpoint, autocast=autocast, **options)
+    options = _options(args, load_config(args.config, args.set))
+    extra = {k: getattr(args, k) for k in ("device", "images", "warmup")}
+    config_fps(args.config, args.set, args.checkpoint, options, autocast=autocast, **extra)
 
 
 def cmd_flops(args: argparse.Namespace) -> None:
@@ -128,31 +133,21 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .engine.distributed import init_distributed
-    from .models.segmentor import EncoderDecoder
-    from .predict import set_test_mode
-    from .tools.predict_files import predict_files
+    from .predict import is_segmentor
+    from .predict.files import predict_files
+    from .runtimes import load_runtime
 
+    options = _options(args, confidence=args.confidence, confidence_bits=args.confidence_bits, topk=args.probs, batch_size=args.batch_size)
     model = _load(args.model, args.checkpoint, init_distributed(args.device), args.dtype, published=True)
-    if not isinstance(model, EncoderDecoder):
+    if not is_segmentor(model):
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
-    set_test_mode(model, args.mode, args.crop, args.stride)
-    if args.confidence_bits and not args.confidence:
-        raise ValueError("--confidence-bits sets the depth of the confidence maps: add --confidence")
-    bits = (args.confidence_bits or 8) if args.confidence else 0
-    predict_files(
-        model,
-        args.inputs,
-        args.out,
-        args.tta,
-        args.batch_size,
-        args.opacity,
-        bits,
-        args.probs,
-        args.tiled,
-        args.frame_labels,
-        args.skip_existing,
-        args.workers,
-    )
+    extra = {k: getattr(args, k) for k in ("opacity", "tiled", "frame_labels", "skip_existing", "workers")}
+    try:
+        predict_files(load_runtime(model, options), args.inputs, args.out, options, **extra)
+    except ValueError as e:
+        if str(e).split(" ", 1)[0] in FLAGS:  # an option the inputs cannot take
+            raise ValueError(_flags(str(e))) from None
+        raise
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -192,9 +187,51 @@ def _add_dtype(
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help=help)
 
 
-def _add_slide(parser: argparse.ArgumentParser) -> None:
+def _add_predict_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of :class:`swinseg.predict.PredictOptions` that predict, test and benchmark share."""
+    from .predict import BACKENDS
+
+    parser.add_argument(
+        "--mode", choices=("whole", "slide"), help="inference mode (default: the config's test.mode, else the model's test_cfg)"
+    )
     for flag, what in (("--crop", "slide window size"), ("--stride", "slide stride")):
         parser.add_argument(flag, type=int, help=f"{what} (default: the model's test_cfg, 512 / 341 for the zoo); implies --mode slide")
+    parser.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="torch", help="what computes the logits (default torch; README 'Deploy' says which to pick)"
+    )
+    _add_dtype(parser)
+
+
+# library parameter -> the flag that sets it, for the errors the command line prints
+FLAGS = {
+    "confidence=True": "--confidence",
+    "confidence_bits": "--confidence-bits",
+    "batch_size": "--batch-size",
+    "topk": "--probs",
+    **{name: f"--{name}" for name in ("mode", "crop", "stride", "tta", "backend", "dtype", "tiled", "opacity", "workers")},
+}
+
+
+def _flags(message: str) -> str:
+    """``message`` with the parameters of :data:`FLAGS` named by their flags (not inside paths or quotes)."""
+    return re.sub(r"(?<![-\w'/.])(" + "|".join(map(re.escape, FLAGS)) + r")(?![\w'/.])", lambda m: FLAGS[m.group(1)], message)
+
+
+def _options(args: argparse.Namespace, config: dict | None = None, **fields: Any) -> Any:
+    """The one :class:`~swinseg.predict.PredictOptions` of a command, from its flags (over a
+    config's ``test`` section when given); its errors name the flags."""
+    from .predict import PredictOptions
+
+    given = {k: getattr(args, k, None) for k in ("mode", "crop", "stride", "backend")}
+    given |= {"tta": getattr(args, "tta", False) or None, "dtype": None if getattr(args, "dtype", "fp32") == "fp32" else args.dtype}
+    given |= fields
+    try:
+        if config is not None:
+            return PredictOptions.from_config(config, **given)
+        return PredictOptions(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:
+        raise ValueError(_flags(str(e))) from None
 
 
 def _args_demo(sub: argparse._SubParsersAction) -> None:
@@ -225,9 +262,7 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("test", help="evaluate a checkpoint on a config's validation split (mIoU)")
     p.add_argument("config", help="config file or shipped config name")
     p.add_argument("checkpoint", help="checkpoint: path or URL in any supported layout")
-    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
-    p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
-    _add_slide(p)
+    _add_predict_options(p)
     p.add_argument("--show-dir", help="write prediction | ground truth overlays here")
     p.add_argument("--out", help="write the metrics as JSON here")
     p.add_argument(
@@ -235,7 +270,6 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
     )
     _add_set(p, "config overrides, e.g. data.root=/data/ade")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    _add_dtype(p)
     p.set_defaults(func=cmd_test)
 
 
@@ -269,9 +303,8 @@ def _args_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed images first (default 5)")
     _add_set(p, "config overrides, e.g. data.root=...")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    _add_dtype(p)
+    _add_predict_options(p)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model's inference")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.set_defaults(func=cmd_benchmark)
 
@@ -319,13 +352,10 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--checkpoint", type=_weights, help="weights: path or URL in any supported layout")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip test-time augmentation")
-    p.add_argument("--mode", choices=("whole", "slide"), help="inference mode (default: the model's test_cfg)")
-    _add_slide(p)
+    _add_predict_options(p)
     p.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available; under torchrun, one device per process)")
-    _add_dtype(p)
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size inputs)")
+    p.add_argument("--batch-size", type=int, default=1, help="images decoded and written together (each is computed on its own)")
     p.add_argument("--confidence", action="store_true", help="also write <name>_conf.png: the predicted class's probability")
     p.add_argument("--confidence-bits", type=int, choices=(8, 16), help="with --confidence: PNG depth, 0..255 or 0..65535 (default 8)")
     p.add_argument(

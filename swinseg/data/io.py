@@ -14,7 +14,17 @@ import torch
 
 from ..files import atomic_write
 
-__all__ = ["ImageLike", "read_image", "as_rgb", "write_image", "write_npz", "write_confidence", "write_extras"]
+__all__ = [
+    "ImageLike",
+    "as_rgb",
+    "label_dtype",
+    "quantize_confidence",
+    "read_image",
+    "write_confidence",
+    "write_extras",
+    "write_image",
+    "write_npz",
+]
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -28,10 +38,19 @@ def write_image(path: Path, image: np.ndarray) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
 
 
+def label_dtype(num_classes: int) -> type[np.integer]:
+    """The integer type label maps are written in: 8 bits up to 256 classes, else 16."""
+    return np.uint8 if num_classes <= 256 else np.uint16
+
+
+def quantize_confidence(confidence: torch.Tensor, bits: int) -> np.ndarray:
+    """Probabilities in [0, 1] as integers of ``bits`` (8 or 16): p x 255 or p x 65535, rounded."""
+    return (confidence * (2**bits - 1)).round().numpy().astype(np.uint8 if bits == 8 else np.uint16)
+
+
 def write_confidence(path: Path, confidence: torch.Tensor, bits: int) -> None:
-    """(H, W) probabilities in [0, 1] as a grey PNG of ``bits`` (8 or 16) bits: 0..255 or 0..65535."""
-    scaled = (confidence * (2**bits - 1)).round().numpy()
-    write_image(path, scaled.astype(np.uint8 if bits == 8 else np.uint16))
+    """(H, W) probabilities in [0, 1] as a grey PNG of ``bits`` (8 or 16) bits (:func:`quantize_confidence`)."""
+    write_image(path, quantize_confidence(confidence, bits))
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -5,6 +5,7 @@ counts summed over images and over processes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import torch
@@ -17,7 +18,7 @@ from ..files import check_writable
 from ..models.factory import build_segmentor
 from ..models.segmentor import EncoderDecoder
 from ..ops import parse_dtype
-from ..predict import predict
+from ..predict import PredictOptions, predict
 from ..progress import progress_bar
 from ..visualize import side_by_side
 from ..weights import LoadReport, load_checkpoint
@@ -28,14 +29,15 @@ __all__ = ["evaluate", "load_for_evaluation"]
 
 
 def evaluate(
-    model: EncoderDecoder,
+    model: Any,
     dataset: SegDataset,
-    mode: str | None = None,
-    tta: bool = False,
+    options: PredictOptions | None = None,
+    *,
     show_dir: str | Path | None = None,
     progress: bool = True,
 ) -> IoUMetric:
-    """IoU counts of ``model`` on ``dataset`` (this process's shard, then summed over all).
+    """IoU counts of ``model`` (a segmentor or a runtime of one) on ``dataset`` by ``options``
+    (this process's shard, then summed over all).
 
     ``show_dir`` receives ``<name>.jpg`` per image: prediction and ground truth side by side.
     """
@@ -48,7 +50,7 @@ def evaluate(
     bar = progress_bar(indices, desc="test", unit="img", enabled=progress and get_rank() == 0)
     for i in bar:
         image, label = dataset[i]
-        prediction = predict(model, image, mode=mode, tta=tta)[0]
+        prediction = predict(model, image, options)[0]
         metric.update(prediction, torch.from_numpy(label.astype("int64")))
         if show_dir is not None:
             vis = side_by_side(image, prediction.numpy(), label, dataset.classes, dataset.palette)
@@ -59,11 +61,11 @@ def evaluate(
 
 
 def load_for_evaluation(
-    config_name: str | Path, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32"
+    config_name: str | Path | dict, overrides: list[str] | None, checkpoint: str | None, device: torch.device, dtype: str = "fp32"
 ) -> tuple[dict, EncoderDecoder, LoadReport | None, SegDataset]:
     """``(config, its segmentor with checkpoint's weights on device in eval mode and in dtype,
-    the load report or None, its validation dataset)``."""
-    config = load_config(config_name, overrides)
+    the load report or None, its validation dataset)``; ``config_name`` may be a loaded config."""
+    config = config_name if isinstance(config_name, dict) else load_config(config_name, overrides)
     model = build_segmentor(config)
     report = None
     if checkpoint:

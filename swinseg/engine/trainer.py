@@ -23,6 +23,7 @@ from ..data.dataset import TrainPipeline, build_dataset
 from ..data.loader import TrainSet, build_train_loader
 from ..files import WriteError, atomic_write, check_writable, exclusive, removed_if_left_empty
 from ..models.factory import build_segmentor, resolve_config
+from ..predict import PredictOptions
 from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm, wrap_ddp
@@ -220,9 +221,8 @@ class Trainer:
 
     # --- the run -----------------------------------------------------------------------------
     def validate(self) -> IoUMetric:
-        test = self.config["test"]
         with _cudnn_benchmark(False):  # keep-ratio sizes vary: no autotuning per size
-            return evaluate(self.model, self.val_set, mode=test["mode"], tta=test["tta"], progress=self.progress)
+            return evaluate(self.model, self.val_set, PredictOptions.from_config(self.config), progress=self.progress)
 
     def train(self) -> dict[str, Any] | None:
         """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran).

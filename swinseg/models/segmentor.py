@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from ..data.transforms import Preprocessing
 from .heads import FCNHead, UPerHead, resize
 from .swin import SwinTransformer
 
-__all__ = ["EncoderDecoder", "resized_rows", "row_strips", "seg_cross_entropy"]
+__all__ = ["Decode", "EncoderDecoder", "infer_logits", "resized_rows", "row_strips", "seg_cross_entropy", "slide_grid", "slide_logits"]
 
 
 def resized_rows(logits: Tensor, size: Sequence[int], top: int, bottom: int, align_corners: bool = False) -> Tensor:
@@ -95,6 +95,68 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
     def backward(ctx: Any, grad_total: Tensor, grad_correct: Tensor) -> tuple[Tensor | None, ...]:
         (grad,) = ctx.saved_tensors
         return (grad * grad_total).to(ctx.dtype), None, None, None, None
+
+
+def slide_grid(length: int, crop: int, stride: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of the windows along one axis, as MMSegmentation's slide inference places
+    them: ``max(length - crop + stride - 1, 0) // stride + 1`` windows, clamped to the end."""
+    count = max(length - crop + stride - 1, 0) // stride + 1
+    return [(max(min(i * stride + crop, length) - crop, 0), min(i * stride + crop, length)) for i in range(count)]
+
+
+Decode = Callable[[Tensor], Tensor]  # normalized (B, 3, h, w) -> (B, classes, h/4, w/4) float32 logits
+
+
+def slide_logits(
+    decode: Decode, inputs: Tensor, crop_size: Sequence[int], stride: Sequence[int], num_classes: int, align_corners: bool
+) -> Tensor:
+    """(B, num_classes, H, W) logits from overlapping crops of (B, 3, H, W) ``inputs``: the
+    :func:`slide_grid` windows, each window's ``decode`` logits resized to it, summed into
+    place and divided by the number of windows covering each pixel."""
+    (h_crop, w_crop), (h_stride, w_stride) = crop_size, stride
+    if min(h_crop, w_crop, h_stride, w_stride) <= 0:
+        raise ValueError(f"slide inference needs positive crop_size and stride, got {list(crop_size)}, {list(stride)}")
+    batch, _, height, width = inputs.shape
+    dtype = torch.promote_types(inputs.dtype, torch.float32)
+    logits = inputs.new_zeros((batch, num_classes, height, width), dtype=dtype)
+    count = inputs.new_zeros((1, 1, height, width), dtype=dtype)
+    for y1, y2 in slide_grid(height, h_crop, h_stride):
+        for x1, x2 in slide_grid(width, w_crop, w_stride):
+            logits[:, :, y1:y2, x1:x2] += resize(decode(inputs[:, :, y1:y2, x1:x2]), (y2 - y1, x2 - x1), align_corners)
+            count[:, :, y1:y2, x1:x2] += 1
+    return logits / count
+
+
+def infer_logits(
+    decode: Decode,
+    inputs: Tensor,
+    mode: str,
+    crop_size: Sequence[int],
+    stride: Sequence[int],
+    num_classes: int,
+    align_corners: bool,
+) -> Tensor:
+    """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits: ``decode`` of the whole image
+    resized to it (``mode`` 'whole') or :func:`slide_logits` ('slide').
+
+    Each image of a batch is computed on its own, so that its logits are bit-identical alone or
+    in any batch: matrix-product libraries choose their algorithm (and so the rounding) by the
+    number of rows, which a batch multiplies (oneDNN does for the pyramid pooling's 1x1
+    convolutions, whose rows are batch x bins^2). On a CPU batching gains nothing measurable
+    (BENCHMARKS.md)."""
+    if inputs.ndim != 4 or inputs.shape[1] != 3 or inputs.numel() == 0:
+        raise ValueError(f"inputs must be normalized (B, 3, H, W) images, got shape {tuple(inputs.shape)}")
+    if mode not in ("whole", "slide"):
+        raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
+    if not torch.isfinite(inputs).all():
+        raise ValueError("inputs contain NaN or Inf values")
+    out = []
+    for image in inputs.split(1):
+        if mode == "whole":
+            out.append(resize(decode(image), image.shape[-2:], align_corners))
+        else:
+            out.append(slide_logits(decode, image, crop_size, stride, num_classes, align_corners))
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def seg_cross_entropy(
@@ -217,26 +279,14 @@ class EncoderDecoder(nn.Module):
         (one entry point, so that DistributedDataParallel sees the training forward)."""
         return self.encode_decode(inputs) if labels is None else self.loss(inputs, labels)
 
+    @property
+    def align_corners(self) -> bool:
+        """How the decode head's logits are resized (bilinear, MMSegmentation's flag)."""
+        return self.decode_head.align_corners
+
     def slide_inference(self, inputs: Tensor, crop_size: Sequence[int], stride: Sequence[int]) -> Tensor:
-        """Logits from overlapping crops: a grid of windows clamped to the bottom/right edge,
-        logits summed into place and divided by the number of windows covering each pixel."""
-        (h_crop, w_crop), (h_stride, w_stride) = crop_size, stride
-        if min(h_crop, w_crop, h_stride, w_stride) <= 0:
-            raise ValueError(f"slide inference needs positive crop_size and stride, got {list(crop_size)}, {list(stride)}")
-        batch, _, height, width = inputs.shape
-        h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
-        w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
-        dtype = torch.promote_types(inputs.dtype, torch.float32)
-        logits = inputs.new_zeros((batch, self.num_classes, height, width), dtype=dtype)
-        count = inputs.new_zeros((1, 1, height, width), dtype=dtype)
-        for h_idx in range(h_grids):
-            for w_idx in range(w_grids):
-                y2 = min(h_idx * h_stride + h_crop, height)
-                x2 = min(w_idx * w_stride + w_crop, width)
-                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-                logits[:, :, y1:y2, x1:x2] += self.encode_decode(inputs[:, :, y1:y2, x1:x2])
-                count[:, :, y1:y2, x1:x2] += 1
-        return logits / count
+        """:func:`slide_logits` of :meth:`decode`."""
+        return slide_logits(self.decode, inputs, crop_size, stride, self.num_classes, self.align_corners)
 
     def inference(
         self,
@@ -245,25 +295,11 @@ class EncoderDecoder(nn.Module):
         crop_size: Sequence[int] | None = None,
         stride: Sequence[int] | None = None,
     ) -> Tensor:
-        """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits, by ``test_cfg`` unless given.
-
-        Each image of a batch is computed on its own, so that its logits are bit-identical alone
-        or in any batch: matrix-product libraries choose their algorithm (and so the rounding) by
-        the number of rows, which a batch multiplies (oneDNN does for the pyramid pooling's 1x1
-        convolutions, whose rows are batch x bins^2). On a CPU batching gains nothing measurable
-        (BENCHMARKS.md)."""
-        if inputs.ndim != 4 or inputs.shape[1] != 3 or inputs.numel() == 0:
-            raise ValueError(f"inputs must be normalized (B, 3, H, W) images, got shape {tuple(inputs.shape)}")
-        if not torch.isfinite(inputs).all():
-            raise ValueError("inputs contain NaN or Inf values")
-        if inputs.shape[0] > 1:
-            return torch.cat([self.inference(image[None], mode, crop_size, stride) for image in inputs])
+        """(B, 3, H, W) normalized -> (B, num_classes, H, W) logits (:func:`infer_logits`), by
+        ``test_cfg`` unless given."""
         mode = mode or self.test_cfg["mode"]
-        if mode == "whole":
-            return self.encode_decode(inputs)
-        if mode == "slide":
-            return self.slide_inference(inputs, crop_size or self.test_cfg["crop_size"], stride or self.test_cfg["stride"])
-        raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
+        crop_size, stride = crop_size or self.test_cfg["crop_size"], stride or self.test_cfg["stride"]
+        return infer_logits(self.decode, inputs, mode, crop_size, stride, self.num_classes, self.align_corners)
 
     def loss(self, inputs: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Training losses for normalized (B, 3, H, W) inputs and (B, H', W') labels:

@@ -5,21 +5,22 @@ than a tolerance, a doctor that checks the usual causes of a mIoU far from the p
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..configs import load_config
 from ..configs.schema import plain
 from ..data.dataset import SegDataset
 from ..engine.distributed import get_rank, init_distributed
 from ..engine.evaluate import evaluate, load_for_evaluation
 from ..engine.metrics import IoUMetric
 from ..files import atomic_write, check_writable
-from ..models.segmentor import EncoderDecoder
 from ..models.zoo import get_spec, list_models
-from ..predict import predict, set_test_mode
+from ..predict import PredictOptions, predict
 from .label_doctor import diagnose, scan_labels
 
 __all__ = ["TOLERANCE", "doctor", "published", "test_checkpoint"]
@@ -40,25 +41,28 @@ def _check(ok: bool, what: str, detail: str) -> str:
     return f"  [{'ok' if ok else '!!'}] {what}: {detail}"
 
 
-def _channel_order(model: EncoderDecoder, dataset: SegDataset, images: int = 8) -> tuple[float, float]:
+def _channel_order(model: Any, dataset: SegDataset, options: PredictOptions, images: int = 8) -> tuple[float, float]:
     """mIoU of the first ``images`` validation images read as stored (RGB) and with red and blue swapped."""
     scores = []
     for swap in (False, True):
         metric = IoUMetric(dataset.num_classes, dataset.ignore_index)
         for i in range(min(images, len(dataset))):
             image, label = dataset[i]
-            prediction = predict(model, image[..., ::-1].copy() if swap else image)[0]
+            prediction = predict(model, image[..., ::-1].copy() if swap else image, replace(options, tta=False))[0]
             metric.update(prediction, torch.from_numpy(label.astype(np.int64)))
         scores.append(metric.compute()["mIoU"])
     return scores[0], scores[1]
 
 
-def doctor(config: dict[str, Any], model: EncoderDecoder, dataset: SegDataset, tta: bool) -> list[str]:
+def doctor(config: dict[str, Any], model: Any, dataset: SegDataset, options: PredictOptions) -> list[str]:
     """The usual causes of a mIoU far from the published one, each checked where it can be."""
     spec = get_spec(config["model"]["name"])
     lines = []
     expected = {k: spec.config["test_cfg"][k] for k in ("mode", "crop_size", "stride")}
-    actual = {k: model.test_cfg[k] for k in expected}
+    actual = dict(zip(("mode", "crop_size", "stride"), options.windows(model.test_cfg), strict=True))
+    if actual["mode"] == "whole":  # windows do not matter then
+        actual.update(crop_size=list(expected["crop_size"]), stride=list(expected["stride"]))
+    expected = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in expected.items()}
     mode_detail = f"{actual['mode']}, crop {actual['crop_size']}, stride {actual['stride']}"
     lines.append(_check(actual == expected, "test mode", mode_detail + ("" if actual == expected else f"; the zoo used {expected}")))
     scale, zoo_scale = model.test_pipeline["scale"], spec.config["test_pipeline"]["scale"]
@@ -80,7 +84,7 @@ def doctor(config: dict[str, Any], model: EncoderDecoder, dataset: SegDataset, t
             + ("" if same_classes else "; the checkpoint names its classes differently from the dataset (another label order?)"),
         )
     )
-    rgb, bgr = _channel_order(model, dataset)
+    rgb, bgr = _channel_order(model, dataset, options)
     lines.append(
         _check(rgb >= bgr - 1.0, "channel order", f"mIoU on the first images {rgb:.2f} as read (RGB), {bgr:.2f} with red and blue swapped")
     )
@@ -95,7 +99,7 @@ def doctor(config: dict[str, Any], model: EncoderDecoder, dataset: SegDataset, t
     )
     lines.append(
         "  not checked here: a checkpoint trained with another recipe, images re-encoded (JPEG quality), "
-        f"the {'ms+flip ' if tta else 'single-scale '}number compared being the other one"
+        f"the {'ms+flip ' if options.tta else 'single-scale '}number compared being the other one"
     )
     return lines
 
@@ -104,41 +108,40 @@ def test_checkpoint(
     config_name: str | Path,
     checkpoint: str,
     overrides: list[str] | None = None,
+    options: PredictOptions | None = None,
+    *,
     device: str | None = None,
-    dtype: str = "fp32",
-    mode: str | None = None,
-    crop: int | None = None,
-    stride: int | None = None,
-    tta: bool = False,
     show_dir: str | Path | None = None,
     out: str | Path | None = None,
     tolerance: float = TOLERANCE,
 ) -> dict:
-    """``swinseg test``: evaluate in one process or under ``torchrun``; print the table, the
-    published mIoU beside the measured one, and the doctor's checks when they differ by more
-    than ``tolerance``; write the metrics as JSON to ``out``."""
+    """``swinseg test``: evaluate by ``options`` (default: the config's ``test`` section) in one
+    process or under ``torchrun``; print the table, the published mIoU beside the measured one,
+    and the doctor's checks when they differ by more than ``tolerance``; write the metrics as
+    JSON to ``out``."""
     if out:
         check_writable(Path(out).parent, "the folder of --out")
-    config, model, report, dataset = load_for_evaluation(config_name, overrides, checkpoint, init_distributed(device), dtype)
-    set_test_mode(model, mode, crop, stride)
-    tta = tta or config["test"]["tta"]
+    config = load_config(config_name, overrides)
+    options = options or PredictOptions.from_config(config)
+    config, model, report, dataset = load_for_evaluation(config, None, checkpoint, init_distributed(device), options.dtype or "fp32")
+    mode = options.windows(model.test_cfg)[0]
     if get_rank() == 0:
         print(
-            f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images ({model.test_cfg['mode']}{' + ms/flip TTA' if tta else ''})"
+            f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images ({mode}{' + ms/flip TTA' if options.tta else ''})"
         )
-    metric = evaluate(model, dataset, tta=tta, show_dir=show_dir)
+    metric = evaluate(model, dataset, options, show_dir=show_dir)
     metrics = metric.compute()
     if get_rank() != 0:
         return metrics
     print(metric.table(metrics))
-    zoo = published(config, tta)
+    zoo = published(config, options.tta)
     if zoo is not None:
         metrics["published_mIoU"] = zoo
         difference = metrics["mIoU"] - zoo
-        print(f"published mIoU{' (ms+flip)' if tta else ''} {zoo:.2f}, measured {metrics['mIoU']:.2f}: {difference:+.2f}")
+        print(f"published mIoU{' (ms+flip)' if options.tta else ''} {zoo:.2f}, measured {metrics['mIoU']:.2f}: {difference:+.2f}")
         if abs(difference) > tolerance:
             print(f"reproduction doctor (the difference is beyond {tolerance}):")
-            print("\n".join(doctor(config, model, dataset, tta)))
+            print("\n".join(doctor(config, model, dataset, options)))
     if out:
         atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(metrics, indent=1)))
     return metrics

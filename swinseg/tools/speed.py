@@ -12,10 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..configs import load_config
 from ..engine.evaluate import load_for_evaluation
 from ..ops import forced
 from ..ops.tuning import synchronize
-from ..predict import preprocess, upsampled_argmax
+from ..predict import PredictOptions, as_options, image_logits, input_placement, preprocess, upsampled_argmax
+from ..runtimes import load_runtime
 
 __all__ = ["config_fps", "count_flops", "dataset_fps", "flops_report"]
 
@@ -48,8 +50,9 @@ def flops_report(model: nn.Module, height: int, width: int) -> str:
 
 
 def dataset_fps(
-    model: nn.Module,
+    model: Any,
     dataset: Any,
+    options: PredictOptions | None = None,
     images: int = 200,
     warmup: int = 5,
     autocast: torch.dtype | None = None,
@@ -59,11 +62,14 @@ def dataset_fps(
     """Images per second as MMSegmentation's ``tools/analysis_tools/benchmark.py`` measures them:
     validation images (cycled when fewer) through the test pipeline one by one, the first
     ``warmup`` untimed, each timed from the preprocessed input to the label map at the original
-    size (inference, resize back, argmax), with the device synchronized around it."""
+    size (:func:`~swinseg.predict.image_logits` by ``options``, resize back, argmax), with the
+    device synchronized around it."""
     if images <= warmup:
-        raise ValueError(f"--images ({images}) must exceed --warmup ({warmup})")
-    device = next(model.parameters()).device
-    model.eval()
+        raise ValueError(f"images ({images}) must exceed warmup ({warmup})")
+    options = as_options(options)
+    device = input_placement(model)[0]
+    if isinstance(model, nn.Module):
+        model.eval()
     elapsed = 0.0
     for i in range(images):
         image, _ = dataset[i % len(dataset)]
@@ -71,7 +77,7 @@ def dataset_fps(
         synchronize(device)
         start = time.perf_counter()
         with torch.no_grad(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            upsampled_argmax(model.inference(x)[0], image.shape[:2], model.decode_head.align_corners)
+            upsampled_argmax(image_logits(model, x, options)[0], image.shape[:2], model.align_corners)
         synchronize(device)
         if i >= warmup:
             elapsed += time.perf_counter() - start
@@ -86,18 +92,23 @@ def config_fps(
     config_name: str,
     overrides: list[str] | None,
     checkpoint: str | None,
-    device: str | None,
-    dtype: str = "fp32",
+    options: PredictOptions | None = None,
+    *,
+    device: str | None = None,
     autocast: torch.dtype | None = None,
-    compile: bool = False,
     images: int = 200,
     warmup: int = 5,
 ) -> float:
     """``swinseg benchmark CONFIG``: :func:`dataset_fps` of the config's model (random weights
-    unless ``checkpoint``; speed does not depend on them) on its validation images."""
+    unless ``checkpoint``; speed does not depend on them) on its validation images, by
+    ``options`` (default: the config's ``test`` section), on the options' backend."""
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    config, model, _, dataset = load_for_evaluation(config_name, overrides, checkpoint, target, dtype)
-    if compile:
-        model.inference = torch.compile(model.inference, dynamic=True)
-    print(f"{Path(config['source']).stem}: {images} passes over {len(dataset)} validation images (the first {warmup} untimed) on {target}")
-    return dataset_fps(model, dataset, images, warmup, autocast)
+    config = load_config(config_name, overrides)
+    options = options or PredictOptions.from_config(config)
+    config, model, _, dataset = load_for_evaluation(config, None, checkpoint, target, options.dtype or "fp32")
+    model = load_runtime(model, options)
+    print(
+        f"{Path(config['source']).stem}: {images} passes over {len(dataset)} validation images (the first {warmup} untimed) "
+        f"on {target}, backend {options.backend}"
+    )
+    return dataset_fps(model, dataset, options, images, warmup, autocast)

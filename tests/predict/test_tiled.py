@@ -16,13 +16,13 @@ tifffile = pytest.importorskip("tifffile")
 import swinseg  # noqa: E402
 from swinseg.cli import main  # noqa: E402
 from swinseg.data.tiff import TiffReader  # noqa: E402
-from swinseg.models.segmentor import EncoderDecoder  # noqa: E402
-from swinseg.predict import predict_outputs  # noqa: E402
-from swinseg.tiled import predict_tiff, slide_grid  # noqa: E402
+from swinseg.models.segmentor import EncoderDecoder, slide_grid  # noqa: E402
+from swinseg.predict import PredictOptions, predict_outputs  # noqa: E402
+from swinseg.predict.tiled import predict_tiff  # noqa: E402
 
-from .helpers import tiny_segmentor  # noqa: E402
+from ..helpers import tiny_segmentor  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GEO = [(33550, 12, 3, (0.5, 0.5, 0.0), True), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0), True)]
 
 
@@ -67,7 +67,9 @@ def test_streamed_labels_equal_the_in_memory_path(tmp_path, layout):
     with TiffReader(path) as reader:
         assert np.array_equal(reader.read_rows(0, reader.height), image)
         assert np.array_equal(reader.read_rows(50, 117), image[50:117])
-    info = predict_tiff(model, path, tmp_path / "out" / "scene.tif", confidence_bits=16, tile=64, block=128)
+    info = predict_tiff(
+        model, path, tmp_path / "out" / "scene.tif", PredictOptions(confidence=True, confidence_bits=16), tile=64, block=128
+    )
     expected = predict_outputs(model, image, confidence=True)[0]
     labels = tifffile.imread(tmp_path / "out" / "scene.tif")
     confidence = tifffile.imread(tmp_path / "out" / "scene_conf.tif")
@@ -98,7 +100,8 @@ HUGE = """
 import json, resource, sys
 import numpy as np, tifffile, torch
 from swinseg.models.segmentor import EncoderDecoder
-from swinseg.tiled import predict_tiff
+from swinseg.predict import PredictOptions
+from swinseg.predict.tiled import predict_tiff
 
 side, tile = 30000, 512
 def tiles():
@@ -115,7 +118,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 torch.manual_seed(0)
 model = EncoderDecoder(backbone=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1)),
                        decode_head=dict(channels=8, num_classes=4), auxiliary_head=None).eval()
-info = predict_tiff(model, src, dst, crop=1024, stride=1024, confidence_bits=8, tile=512, block=2048)
+info = predict_tiff(model, src, dst, PredictOptions(crop=1024, stride=1024, confidence=True), tile=512, block=2048)
 info.update(before_mb=before / 1024, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps(info))
 """

@@ -8,10 +8,10 @@ import pytest
 
 import swinseg
 from swinseg.cli import main
-from swinseg.predict import predict
-from swinseg.video import predict_video
+from swinseg.predict import PredictOptions, predict
+from swinseg.predict.video import predict_video
 
-from .helpers import tiny_segmentor
+from ..helpers import tiny_segmentor
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def _read_frames(path) -> list[np.ndarray]:
 
 def test_video_keeps_size_and_rate_and_labels_every_frame(model, tmp_path):
     _write_clip(tmp_path / "clip.mp4")
-    info = predict_video(model, tmp_path / "clip.mp4", tmp_path / "out", batch_size=4, frame_labels=True)
+    info = predict_video(model, tmp_path / "clip.mp4", tmp_path / "out", PredictOptions(batch_size=4), frame_labels=True)
     assert info["frames"] == 13 and info["frames_per_second"] > 0
     capture = cv2.VideoCapture(str(tmp_path / "out" / "clip_overlay.mp4"))
     assert capture.get(cv2.CAP_PROP_FPS) == 12.0 and capture.get(cv2.CAP_PROP_FRAME_COUNT) == 13

@@ -8,16 +8,17 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from .data.io import write_extras, write_image
-from .files import atomic_write
-from .models.segmentor import EncoderDecoder
-from .predict import predict_outputs
-from .progress import progress_bar
-from .visualize import overlay
+from ..data.io import label_dtype, write_extras, write_image
+from ..files import atomic_write
+from ..progress import progress_bar
+from ..visualize import overlay
+from .images import predict_outputs
+from .options import PredictOptions, as_options
 
 __all__ = ["VIDEO_SUFFIXES", "predict_video"]
 
@@ -40,28 +41,26 @@ def _frames(capture: cv2.VideoCapture, batch_size: int) -> Iterator[list[np.ndar
 
 
 def predict_video(
-    model: EncoderDecoder,
+    model: Any,
     source: str | os.PathLike,
     out_dir: str | os.PathLike,
-    batch_size: int = 4,
+    options: PredictOptions | None = None,
+    *,
     opacity: float = 0.5,
     frame_labels: bool = False,
     progress: bool = True,
-    tta: bool = False,
-    confidence_bits: int = 0,
-    probs: int = 0,
 ) -> dict:
     """Segment every frame of ``source`` into ``out_dir``: ``<name>_overlay.mp4`` (same size and
     frame rate, written to a temporary file and renamed when complete) and, with
-    ``frame_labels``, ``<name>_labels/<frame>.png`` (class ids). ``tta`` segments each frame
-    with multi-scale + flip views; ``confidence_bits`` and ``probs`` add
-    ``<name>_labels/<frame>_conf.png`` and ``<frame>_probs.npz``, as for still images. Returns
-    frames, seconds and frames per second."""
+    ``frame_labels``, ``<name>_labels/<frame>.png`` (class ids). Frames are read in batches of
+    the options' ``batch_size`` and segmented by the options (TTA, windows); their
+    ``confidence`` and ``topk`` add ``<name>_labels/<frame>_conf.png`` and ``<frame>_probs.npz``,
+    as for still images. Returns frames, seconds and frames per second."""
+    options = as_options(options)
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise FileNotFoundError(f"video {source} does not exist")
-    if batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    batch_size, confidence_bits, probs = options.batch_size, options.bits, options.topk
     capture = cv2.VideoCapture(str(source))
     try:
         if not capture.isOpened():
@@ -85,9 +84,9 @@ def predict_video(
                         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
                         if not writer.isOpened():
                             raise OSError(f"cannot write {tmp.name}: OpenCV has no MPEG-4 encoder here")
-                    outputs = predict_outputs(model, batch, tta=tta, batch_size=batch_size, confidence=bool(confidence_bits), topk=probs)
+                    outputs = predict_outputs(model, batch, options)
                     for rgb, output in zip(batch, outputs, strict=True):
-                        ids = output.labels.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
+                        ids = output.labels.numpy().astype(label_dtype(model.num_classes))
                         vis = overlay(rgb, ids, meta["classes"], meta["palette"], opacity, legend=False)
                         writer.write(cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
                         if frame_labels:

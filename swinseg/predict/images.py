@@ -2,8 +2,10 @@
 label maps or class probabilities out, at the images' own size.
 
 Each model carries its :class:`~swinseg.data.transforms.Preprocessing` record
-(``model.preprocessing``); everything here goes through it. The models themselves stay
-tensor-level (``EncoderDecoder.inference``, ``SwinTransformer.forward``).
+(``model.preprocessing``); everything here goes through it, with the options of one
+:class:`~swinseg.predict.options.PredictOptions`. ``model`` is a segmentor or a runtime
+(:mod:`swinseg.runtimes`) that computes its decode logits: the windows, views, resizes and
+argmax here are the same code for every backend.
 
 >>> from swinseg.predict import inference, predict_logits, tta_probs
 >>> labels = inference(segmentor, "image.jpg")              # (H, W) int64 class ids
@@ -12,56 +14,64 @@ tensor-level (``EncoderDecoder.inference``, ``SwinTransformer.forward``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .data.imagenet import imagenet_classes
-from .data.io import ImageLike, as_rgb
-from .data.transforms import Preprocessing, scale_size
-from .models.heads import resize
-from .models.segmentor import EncoderDecoder, resized_rows, row_strips
+from ..data.imagenet import imagenet_classes
+from ..data.io import ImageLike, as_rgb
+from ..data.transforms import Preprocessing, scale_size
+from ..models.heads import resize
+from ..models.segmentor import EncoderDecoder, infer_logits, resized_rows, row_strips
+from .options import PredictOptions, as_options
 
 __all__ = [
     "Prediction",
-    "TTA_RATIOS",
     "classify",
+    "image_logits",
+    "input_placement",
     "inference",
+    "is_segmentor",
     "predict",
     "predict_logits",
     "predict_outputs",
     "preprocess",
-    "set_test_mode",
     "summarize",
     "top_classes",
     "tta_probs",
     "upsampled_argmax",
 ]
 
-# MMSegmentation's ADE20K tta_pipeline: scale ratios relative to the original image.
-TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+def is_segmentor(model: Any) -> bool:
+    """A segmentor or a runtime of one (it computes decode logits), not a classifier."""
+    return isinstance(model, EncoderDecoder) or hasattr(model, "decode")
 
 
-def set_test_mode(model: EncoderDecoder, mode: str | None, crop: int | None = None, stride: int | None = None) -> None:
-    """Set the segmentor's ``test_cfg``: ``mode`` ('whole' or 'slide'; None keeps it), slide
-    windows of ``crop`` x ``crop`` at ``stride`` (None: the model's). A crop or stride without a
-    mode asks for slide windows: it sets ``slide``; with ``whole`` it is refused."""
-    if mode is None and crop is None and stride is None:
+def input_placement(model: Any) -> tuple[torch.device, torch.dtype]:
+    """The device and dtype a model's inputs go in: its weights', or a runtime's own."""
+    if isinstance(model, nn.Module):
+        weight = next(model.parameters())
+        return weight.device, weight.dtype
+    return model.device, model.dtype
+
+
+@contextlib.contextmanager
+def _evaluating(model: Any) -> Iterator[None]:
+    """A torch model in eval mode for the block, then as it was; a runtime as it is."""
+    if not isinstance(model, nn.Module):
+        yield
         return
-    if mode not in (None, "whole", "slide"):
-        raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
-    if mode == "whole":
-        if crop is not None or stride is not None:
-            raise ValueError("--crop and --stride set slide windows: they do nothing with --mode whole (use --mode slide, or drop them)")
-        model.test_cfg.update(mode="whole")
-        return
-    crop = model.test_cfg["crop_size"][0] if crop is None else crop
-    stride = model.test_cfg["stride"][0] if stride is None else stride
-    if min(crop, stride) <= 0:
-        raise ValueError(f"--crop and --stride must be positive, got {crop} and {stride}")
-    model.test_cfg.update(mode="slide", crop_size=[crop, crop], stride=[stride, stride])
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def preprocess(
@@ -71,45 +81,49 @@ def preprocess(
     ``preprocessing`` (default ``model.preprocessing``); ``scale`` (a factor or a (long, short)
     size) replaces a segmentor's test scale."""
     x = (preprocessing or model.preprocessing)(as_rgb(image), scale)
-    weight = next(model.parameters())
-    return x.unsqueeze(0).to(weight.device, weight.dtype)
+    device, dtype = input_placement(model)
+    return x.unsqueeze(0).to(device, dtype)
+
+
+def image_logits(model: Any, inputs: Tensor, options: PredictOptions) -> Tensor:
+    """(B, 3, h, w) normalized -> (B, num_classes, h, w) logits by the options' windows over the
+    model's ``test_cfg``; each image on its own (:func:`~swinseg.models.segmentor.infer_logits`)."""
+    mode, crop, stride = options.windows(model.test_cfg)
+    return infer_logits(model.decode, inputs, mode, crop, stride, model.num_classes, model.align_corners)
 
 
 @torch.no_grad()
-def predict_logits(model: EncoderDecoder, image: ImageLike, mode: str | None = None) -> Tensor:
+def predict_logits(model: Any, image: ImageLike, options: PredictOptions | None = None, **fields: Any) -> Tensor:
     """(num_classes, H, W) logits of one image at its original size: test pipeline, inference
-    (``mode`` or the model's ``test_cfg``), bilinear resize back."""
+    (the options' windows), bilinear resize back."""
     rgb = as_rgb(image)
-    logits = model.inference(preprocess(model, rgb), mode)
-    return resize(logits, rgb.shape[:2], model.decode_head.align_corners)[0]
+    logits = image_logits(model, preprocess(model, rgb), as_options(options, **fields))
+    return resize(logits, rgb.shape[:2], model.align_corners)[0]
 
 
 @torch.no_grad()
-def tta_probs(
-    model: EncoderDecoder, image: ImageLike, ratios: Sequence[float] = TTA_RATIOS, flip: bool = True, mode: str | None = None
-) -> Tensor:
+def tta_probs(model: Any, image: ImageLike, options: PredictOptions | None = None, **fields: Any) -> Tensor:
     """(num_classes, H, W) class probabilities of one image averaged over multi-scale + flip
-    views, as MMSegmentation's ``SegTTAModel``: each view's softmax at the original size (flip
-    undone), then the mean.
+    views (the options' ``tta_ratios`` and ``tta_flip``), as MMSegmentation's ``SegTTAModel``:
+    each view's softmax at the original size (flip undone), then the mean.
 
     A view at ratio ``r`` is resized keeping the ratio into ``(int(w*r+0.5), int(h*r+0.5))``
     (mmcv rounds twice: the target scale, then the fitted size).
     """
+    options = as_options(options, **fields)
     rgb = as_rgb(image)
     height, width = rgb.shape[:2]
     total: Tensor | None = None
     views = 0
-    for ratio in ratios:
+    for ratio in options.tta_ratios:
         x = preprocess(model, rgb, scale=scale_size(width, height, ratio))
-        for flipped in (False, True) if flip else (False,):
-            logits = model.inference(x.flip(-1) if flipped else x, mode)
+        for flipped in (False, True) if options.tta_flip else (False,):
+            logits = image_logits(model, x.flip(-1) if flipped else x, options)
             if flipped:
                 logits = logits.flip(-1)
-            probs = resize(logits, (height, width), model.decode_head.align_corners).softmax(1)[0]
+            probs = resize(logits, (height, width), model.align_corners).softmax(1)[0]
             total = probs if total is None else total + probs
             views += 1
-    if total is None:
-        raise ValueError("test-time augmentation needs at least one scale ratio")
     return total / views
 
 
@@ -204,99 +218,63 @@ def _as_list(images: ImageLike | Sequence[ImageLike]) -> tuple[list[ImageLike], 
 
 @torch.no_grad()
 def predict_outputs(
-    model: EncoderDecoder,
-    images: ImageLike | Sequence[ImageLike],
-    mode: str | None = None,
-    tta: bool = False,
-    batch_size: int = 1,
-    confidence: bool = False,
-    entropy: bool = False,
-    topk: int = 0,
+    model: Any, images: ImageLike | Sequence[ImageLike], options: PredictOptions | None = None, **fields: Any
 ) -> list[Prediction]:
     """A :class:`Prediction` per image at its original size: labels, and the confidence,
-    entropy and top-``topk`` classes asked for.
+    entropy and top-k classes the options ask for.
 
-    ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255. Consecutive
-    images whose resized inputs share a size are inferred together, up to ``batch_size``.
-    ``tta`` averages the multi-scale + flip views of :func:`tta_probs`. The model is in eval
-    mode while predicting.
+    ``images``: paths, (H, W, 3) RGB arrays or (3, H, W) RGB tensors in 0..255. ``options``
+    (or its fields as keywords, e.g. ``tta=True``): :class:`PredictOptions`. A torch model is in
+    eval mode while predicting.
     """
-    if topk < 0:
-        raise ValueError(f"topk must be 0 or more, got {topk}")
-    wanted = dict(confidence=confidence, entropy=entropy, topk=topk)
+    options = as_options(options, **fields)
+    wanted = dict(confidence=options.confidence, entropy=options.entropy, topk=options.topk)
     images, _ = _as_list(images)
-    was_training = model.training
-    model.eval()
-    try:
-        if tta:
-            return [
-                summarize(probs, probs.shape[1:], probabilities=True, **wanted)
-                for probs in (tta_probs(model, im, mode=mode) for im in images)
-            ]
-        out: list[Prediction] = []
-        pending: list[tuple[Tensor, tuple[int, int]]] = []
+    out: list[Prediction] = []
+    with _evaluating(model):
         for image in images:
+            if options.tta:
+                probs = tta_probs(model, image, options)
+                out.append(summarize(probs, probs.shape[1:], probabilities=True, **wanted))
+                continue
             rgb = as_rgb(image)
-            x = preprocess(model, rgb)
-            if pending and (len(pending) == batch_size or pending[0][0].shape != x.shape):
-                out += _infer_batch(model, pending, mode, wanted)
-                pending = []
-            pending.append((x, rgb.shape[:2]))
-        return out + (_infer_batch(model, pending, mode, wanted) if pending else [])
-    finally:
-        model.train(was_training)
+            logits = image_logits(model, preprocess(model, rgb), options)
+            out.append(summarize(logits[0], rgb.shape[:2], model.align_corners, **wanted))
+    return out
 
 
-def _infer_batch(model: EncoderDecoder, batch: list[tuple[Tensor, tuple[int, int]]], mode: str | None, wanted: dict) -> list[Prediction]:
-    logits = model.inference(torch.cat([x for x, _ in batch]), mode)
-    align = model.decode_head.align_corners
-    return [summarize(lg, size, align, **wanted) for lg, (_, size) in zip(logits, batch, strict=True)]
-
-
-def predict(
-    model: EncoderDecoder, images: ImageLike | Sequence[ImageLike], mode: str | None = None, tta: bool = False, batch_size: int = 1
-) -> list[Tensor]:
+def predict(model: Any, images: ImageLike | Sequence[ImageLike], options: PredictOptions | None = None, **fields: Any) -> list[Tensor]:
     """Label maps (H, W) int64 on the CPU, one per image at its original size (:func:`predict_outputs`)."""
-    return [p.labels for p in predict_outputs(model, images, mode, tta, batch_size)]
+    return [p.labels for p in predict_outputs(model, images, options, **fields)]
 
 
 @torch.no_grad()
 def classify(model: nn.Module, images: ImageLike | Sequence[ImageLike], size: int | None = None) -> list[Tensor]:
     """(num_classes,) float32 class probabilities on the CPU, one per image, by the classifier's
     preprocessing (official evaluation resize and centre crop, to ``size`` when given)."""
-    if getattr(model, "num_classes", 0) <= 0 or isinstance(model, EncoderDecoder):
+    if getattr(model, "num_classes", 0) <= 0 or is_segmentor(model):
         raise ValueError("classify needs a classifier (a SwinTransformer with num_classes > 0)")
     images, _ = _as_list(images)
-    was_training = model.training
-    model.eval()
-    try:
+    with _evaluating(model):
         pre = replace(model.preprocessing, size=(size,)) if size else None
         return [model(preprocess(model, image, preprocessing=pre))[0].float().softmax(-1).cpu() for image in images]
-    finally:
-        model.train(was_training)
 
 
 def inference(
-    model: nn.Module,
-    images: ImageLike | Sequence[ImageLike],
-    mode: str | None = None,
-    tta: bool = False,
-    batch_size: int = 1,
-    confidence: bool = False,
-    entropy: bool = False,
-    topk: int = 0,
+    model: Any, images: ImageLike | Sequence[ImageLike], options: PredictOptions | None = None, **fields: Any
 ) -> Tensor | Prediction | list[Tensor] | list[Prediction]:
     """``swinseg.inference(model, "image.jpg")``: a segmentor's (H, W) label map at the image's
     size (:func:`predict`), or a classifier's (num_classes,) probabilities (:func:`classify`).
-    With ``confidence``, ``entropy`` or ``topk``, a segmentor gives a :class:`Prediction`
-    instead. One image gives one result; a list gives a list."""
+    ``options`` or its fields as keywords (``tta=True``, ``mode="slide"``...): a
+    :class:`PredictOptions`. With ``confidence``, ``entropy`` or ``topk``, a segmentor gives a
+    :class:`Prediction` instead. One image gives one result; a list gives a list."""
     batch, single = _as_list(images)
-    if not isinstance(model, EncoderDecoder):
+    if not is_segmentor(model):
         out = classify(model, batch)
-    elif confidence or entropy or topk:
-        out = predict_outputs(model, batch, mode, tta, batch_size, confidence, entropy, topk)
     else:
-        out = predict(model, batch, mode=mode, tta=tta, batch_size=batch_size)
+        options = as_options(options, **fields)
+        outputs = predict_outputs(model, batch, options)
+        out = outputs if options.confidence or options.entropy or options.topk else [p.labels for p in outputs]
     return out[0] if single else out
 
 

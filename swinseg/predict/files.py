@@ -8,24 +8,26 @@ import glob
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import read_image
-from ..data.io import write_extras, write_image
+from ..data.io import label_dtype, write_extras, write_image
 from ..data.loader import shard
 from ..data.tiff import tiff_size
 from ..engine.distributed import get_rank, get_world_size
 from ..files import WriteError, check_writable
-from ..models.segmentor import EncoderDecoder
-from ..predict import Prediction, predict_outputs
 from ..progress import progress_bar
-from ..tiled import predict_tiff
-from ..video import VIDEO_SUFFIXES, predict_video
 from ..visualize import overlay
+from .images import Prediction, is_segmentor, predict_outputs
+from .options import PredictOptions, as_options
+from .tiled import predict_tiff
+from .video import VIDEO_SUFFIXES, predict_video
 
 __all__ = ["IMAGE_SUFFIXES", "TILED_PIXELS", "expand_inputs", "predict_files"]
 
@@ -52,12 +54,10 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return out
 
 
-def _write_outputs(
-    base: Path, rgb: np.ndarray, output: Prediction, model: EncoderDecoder, opacity: float, bits: int, probs: int
-) -> np.ndarray:
+def _write_outputs(base: Path, rgb: np.ndarray, output: Prediction, model: Any, opacity: float, bits: int, probs: int) -> np.ndarray:
     """``base``.png, ``base``_overlay.jpg and what was asked for; returns the class ids written."""
     meta = model.dataset_meta
-    ids = output.labels.numpy().astype(np.uint8 if model.num_classes <= 256 else np.uint16)
+    ids = output.labels.numpy().astype(label_dtype(model.num_classes))
     write_image(base.with_name(f"{base.name}.png"), ids)
     vis = overlay(rgb, ids, meta["classes"], meta["palette"], opacity)
     write_image(base.with_name(f"{base.name}_overlay.jpg"), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
@@ -111,42 +111,43 @@ def _outputs(out: Path, stem: str, kind: str, confidence_bits: int, probs: int) 
 
 
 def predict_files(
-    model: EncoderDecoder,
+    model: Any,
     inputs: Sequence[str],
     out: str | Path,
-    tta: bool = False,
-    batch_size: int = 1,
+    options: PredictOptions | None = None,
+    *,
     opacity: float = 0.5,
-    confidence_bits: int = 0,
-    probs: int = 0,
     tiled: bool = False,
     frame_labels: bool = False,
     skip_existing: bool = False,
     workers: int = 2,
 ) -> np.ndarray:
-    """Segment every image of ``inputs`` into ``out``: ``<name>.png`` (0-based class ids) and
-    ``<name>_overlay.jpg``; with ``confidence_bits`` (8 or 16) ``<name>_conf.png``, the
-    probability of the predicted class scaled to 0..255 or 0..65535; with ``probs`` K,
-    ``<name>_probs.npz`` holding ``classes`` (K, H, W) and ``probs`` (K, H, W) float16, the K most
-    probable classes (``classes[0]`` is the label map). TIFF images of more than
-    :data:`TILED_PIXELS` pixels (any TIFF with ``tiled``) are streamed at their native resolution
-    (:func:`swinseg.tiled.predict_tiff`) into ``<name>.tif`` (and ``<name>_conf.tif``). Videos go
-    through :func:`swinseg.video.predict_video` into ``<name>_overlay.mp4`` (and, with
-    ``frame_labels``, ``<name>_labels/``). A repeated name gets ``_1``, ``_2``...
+    """Segment every image of ``inputs`` into ``out`` by ``options``: ``<name>.png`` (0-based
+    class ids) and ``<name>_overlay.jpg``; with ``confidence``, ``<name>_conf.png``, the
+    probability of the predicted class scaled to 0..255 or 0..65535 (``confidence_bits``); with
+    ``topk`` K, ``<name>_probs.npz`` holding ``classes`` (K, H, W) and ``probs`` (K, H, W)
+    float16, the K most probable classes (``classes[0]`` is the label map). TIFF images of more
+    than :data:`TILED_PIXELS` pixels (any TIFF with ``tiled``) are streamed at their native
+    resolution (:func:`~swinseg.predict.tiled.predict_tiff`) into ``<name>.tif`` (and
+    ``<name>_conf.tif``). Videos go through :func:`~swinseg.predict.video.predict_video` into
+    ``<name>_overlay.mp4`` (and, with ``frame_labels``, ``<name>_labels/``). A repeated name gets
+    ``_1``, ``_2``...
 
     Under ``torchrun`` each process takes every N-th input; the names are the ones one process
     would give. ``skip_existing`` skips inputs whose outputs all exist (a re-run continues an
     interrupted job). Images are decoded in ``workers`` DataLoader processes while the model
     runs. Unreadable inputs are reported and skipped, then named in one error at the end.
     Returns this process's pixel count per class of the still images."""
+    options = as_options(options)
+    if not is_segmentor(model):
+        raise ValueError("predict_files needs a segmentation model (see swinseg models '*upernet*')")
     if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"--opacity must lie in [0, 1], got {opacity}")
-    if batch_size <= 0 or workers < 0:
-        raise ValueError(f"--batch-size must be positive and --workers at least 0, got {batch_size} and {workers}")
-    if confidence_bits not in (0, 8, 16):
-        raise ValueError(f"--confidence-bits must be 8 or 16, got {confidence_bits}")
-    if not 0 <= probs <= model.num_classes:
-        raise ValueError(f"--probs must lie in [1, {model.num_classes}] (the model's classes), got {probs}")
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
+    if workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
+    if options.topk > model.num_classes:
+        raise ValueError(f"topk must lie in [1, {model.num_classes}] (the model's classes), got {options.topk}")
+    confidence_bits, probs = options.bits, options.topk
     out = check_writable(Path(out), "output dir")
     paths = expand_inputs(inputs)
     mine = set(shard(len(paths), get_rank(), get_world_size()))
@@ -154,19 +155,19 @@ def predict_files(
     if skip_existing:
         plan = [item for item in plan if not all(f.is_file() for f in _outputs(out, item[1], item[2], confidence_bits, probs))]
     streamed = next((path for path, _, kind in plan if kind == "tiff"), None)
-    if streamed is not None and (tta or probs):
-        option = "--tta" if tta else "--probs"
+    if streamed is not None and (options.tta or probs):
+        option = "tta" if options.tta else "topk"
         raise ValueError(
-            f"{option} is not supported for {streamed}, a TIFF streamed at native resolution (--tiled, or over {TILED_PIXELS} "
-            f"pixels): segment it without {option} (--confidence works)"
+            f"{option} is not supported for {streamed}, a TIFF streamed at native resolution (tiled, or over {TILED_PIXELS} "
+            f"pixels): segment it without {option} (confidence works)"
         )
     failed: list[str] = []
     for path, stem, kind in plan:
         if kind != "image":
-            _stream(model, path, out, stem, kind, failed, confidence_bits, batch_size, opacity, frame_labels, tta, probs)
+            _stream(model, path, out, stem, kind, failed, options, opacity, frame_labels)
     stills = [(path, stem) for path, stem, kind in plan if kind == "image"]
     start = time.perf_counter()
-    counts = _stills(model, stills, out, failed, tta, batch_size, opacity, confidence_bits, probs, workers)
+    counts = _stills(model, stills, out, failed, options, opacity, workers)
     done = len(stills) - sum(1 for path, _ in stills if str(path) in failed)
     _summary(counts, model.dataset_meta["classes"], done, len(stills), time.perf_counter() - start, out)
     if failed:
@@ -175,28 +176,18 @@ def predict_files(
 
 
 def _stream(
-    model: EncoderDecoder,
-    path: Path,
-    out: Path,
-    stem: str,
-    kind: str,
-    failed: list[str],
-    bits: int,
-    batch: int,
-    opacity: float,
-    frames: bool,
-    tta: bool,
-    probs: int,
+    model: Any, path: Path, out: Path, stem: str, kind: str, failed: list[str], options: PredictOptions, opacity: float, frames: bool
 ) -> None:
     """One huge TIFF or one video, each written as it is read."""
     try:
         if kind == "tiff":
-            info = predict_tiff(model, path, out / f"{stem}.tif", confidence_bits=bits)
+            info = predict_tiff(model, path, out / f"{stem}.tif", options)
             print(
                 f"segmented {path} at native resolution ({info['height']} x {info['width']}, {info['windows']} windows) in {info['seconds']:.0f} s -> {out}"
             )
         else:
-            info = predict_video(model, path, out, max(batch, 4), opacity, frames, tta=tta, confidence_bits=bits, probs=probs)
+            batched = replace(options, batch_size=max(options.batch_size, 4))  # frames come in batches of at least 4
+            info = predict_video(model, path, out, batched, opacity=opacity, frame_labels=frames)
             print(
                 f"segmented {info['frames']} frames of {path} in {info['seconds']:.1f} s ({info['frames_per_second']:.1f} frames/s) -> {info['video']}"
             )
@@ -208,22 +199,13 @@ def _stream(
 
 
 def _stills(
-    model: EncoderDecoder,
-    stills: list[tuple[Path, str]],
-    out: Path,
-    failed: list[str],
-    tta: bool,
-    batch_size: int,
-    opacity: float,
-    bits: int,
-    probs: int,
-    workers: int,
+    model: Any, stills: list[tuple[Path, str]], out: Path, failed: list[str], options: PredictOptions, opacity: float, workers: int
 ) -> np.ndarray:
     """Still images in batches of ``batch_size``, decoded by ``workers`` DataLoader processes."""
     counts = np.zeros(model.num_classes, np.int64)
     if not stills:
         return counts
-    loader = DataLoader(_Files([p for p, _ in stills]), batch_size=batch_size, num_workers=workers, collate_fn=list)
+    loader = DataLoader(_Files([p for p, _ in stills]), batch_size=options.batch_size, num_workers=workers, collate_fn=list)
     progress = progress_bar(total=len(stills), desc="predict", unit="img")
     for batch in loader:
         progress.update(len(batch))
@@ -236,8 +218,8 @@ def _stills(
                 readable.append((index, item))
         for index, rgb in readable:  # the model computes each image on its own anyway: one failure names one image
             try:
-                (output,) = predict_outputs(model, [rgb], tta=tta, confidence=bool(bits), topk=probs)
-                ids = _write_outputs(out / stills[index][1], rgb, output, model, opacity, bits, probs)
+                (output,) = predict_outputs(model, [rgb], options)
+                ids = _write_outputs(out / stills[index][1], rgb, output, model, opacity, options.bits, options.topk)
             except WriteError:
                 raise  # the disk, not the input: every later write would fail too
             except Exception as e:  # one input's failure never stops the others

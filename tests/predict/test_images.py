@@ -13,7 +13,7 @@ from swinseg.data.transforms import scale_size
 from swinseg.models.heads import resize
 from swinseg.predict import TTA_RATIOS, predict, predict_logits, predict_outputs, preprocess, summarize
 
-from .helpers import tiny_segmentor
+from ..helpers import tiny_segmentor
 
 
 @pytest.fixture(scope="module")

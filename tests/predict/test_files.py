@@ -91,7 +91,7 @@ def test_crop_and_stride_take_effect_without_mode_and_are_refused_with_whole(tmp
     assert main(args) == 1
     assert "--crop and --stride set slide windows: they do nothing with --mode whole" in capsys.readouterr().err
     assert main(["predict", str(checkpoint), str(folder), "--out", str(tmp_path / "b"), "--confidence-bits", "16"]) == 1
-    assert "--confidence-bits sets the depth of the confidence maps: add --confidence" in capsys.readouterr().err
+    assert "--confidence-bits sets the depth of confidence maps: it needs --confidence" in capsys.readouterr().err
 
 
 def test_options_a_streamed_tiff_cannot_take_are_refused_before_any_work(tmp_path, capsys):

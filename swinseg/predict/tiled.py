@@ -25,31 +25,23 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .data.tiff import TiffReader, write_tiled
-from .data.transforms import to_input
-from .files import atomic_write
-from .models.heads import resize
-from .models.segmentor import EncoderDecoder
-from .predict import summarize
-from .progress import progress_bar
+from ..data.io import label_dtype, quantize_confidence
+from ..data.tiff import TiffReader, write_tiled
+from ..data.transforms import to_input
+from ..files import atomic_write
+from ..models.heads import resize
+from ..models.segmentor import slide_grid
+from ..progress import progress_bar
+from .images import input_placement, is_segmentor, summarize
+from .options import PredictOptions, as_options
 
-__all__ = ["predict_tiff", "slide_grid"]
-
-
-def slide_grid(length: int, crop: int, stride: int) -> list[tuple[int, int]]:
-    """``(start, end)`` of the windows along one axis, as MMSegmentation's slide inference places
-    them: ``max(length - crop + stride - 1, 0) // stride + 1`` windows, clamped to the end."""
-    count = max(length - crop + stride - 1, 0) // stride + 1
-    out = []
-    for i in range(count):
-        end = min(i * stride + crop, length)
-        out.append((max(end - crop, 0), end))
-    return out
+__all__ = ["predict_tiff"]
 
 
 class _WindowLogits:
@@ -58,16 +50,13 @@ class _WindowLogits:
     the output block being made: memory does not grow with the scene's width or class count
     (a 24000-pixel-wide row of 150-class windows is 0.7 GB of logits)."""
 
-    def __init__(
-        self, model: EncoderDecoder, reader: TiffReader, rows: list[tuple[int, int]], cols: list[tuple[int, int]], scratch: Path
-    ) -> None:
+    def __init__(self, model: Any, reader: TiffReader, rows: list[tuple[int, int]], cols: list[tuple[int, int]], scratch: Path) -> None:
         self.model, self.reader, self.rows, self.cols, self.scratch = model, reader, rows, cols, scratch
         self.computed: set[int] = set()
         self.loaded: dict[tuple[int, int], Tensor] = {}
         pre = model.preprocessing
         self.mean, self.std = pre.mean, pre.std
-        weight = next(model.parameters())
-        self.device, self.dtype = weight.device, weight.dtype
+        self.device, self.dtype = input_placement(model)
 
     def _path(self, i: int, j: int) -> Path:
         return self.scratch / f"window_{i}_{j}.npy"
@@ -114,7 +103,7 @@ def _block_scores(windows: _WindowLogits, top: int, bottom: int, left: int, righ
         for j, (x1, x2) in enumerate(windows.cols):
             if x2 <= left or x1 >= right:
                 continue
-            logits = resize(windows.window(i, j)[None], (y2 - y1, x2 - x1), model.decode_head.align_corners)[0]
+            logits = resize(windows.window(i, j)[None], (y2 - y1, x2 - x1), model.align_corners)[0]
             if total is None:
                 total = logits.new_zeros((logits.shape[0], bottom - top, right - left))
                 count = logits.new_zeros((1, bottom - top, right - left))
@@ -137,36 +126,39 @@ def _tiles(band: np.ndarray, tile: int) -> Iterator[np.ndarray]:
 
 
 def predict_tiff(
-    model: EncoderDecoder,
+    model: Any,
     source: str | os.PathLike,
     dest: str | os.PathLike,
-    crop: int | None = None,
-    stride: int | None = None,
-    confidence_bits: int = 0,
+    options: PredictOptions | None = None,
+    *,
     tile: int = 256,
     block: int = 1024,
     progress: bool = True,
 ) -> dict:
     """Segment the TIFF/BigTIFF ``source`` at its native resolution into ``dest``, a tiled TIFF
-    of class ids (BigTIFF when needed) with ``source``'s georeferencing tags; with
-    ``confidence_bits`` (8 or 16), also ``<dest stem>_conf.tif``. ``crop``/``stride`` default to
-    the model's ``test_cfg``. Returns what was done: size, windows, seconds."""
-    model.eval()
-    crop = crop or model.test_cfg["crop_size"][0]
-    stride = stride or model.test_cfg["stride"][0]
-    if min(crop, stride, tile, block) <= 0 or tile % 16 or block % tile:
-        raise ValueError(
-            f"crop and stride must be positive, tile a multiple of 16 and block of tile; got {crop}, {stride}, {tile}, {block}"
-        )
-    if confidence_bits not in (0, 8, 16):
-        raise ValueError(f"confidence_bits must be 0, 8 or 16, got {confidence_bits}")
+    of class ids (BigTIFF when needed) with ``source``'s georeferencing tags; with the options'
+    ``confidence``, also ``<dest stem>_conf.tif`` (``confidence_bits``). Slide windows are the
+    options' ``crop``/``stride`` over the model's ``test_cfg``. Returns what was done: size,
+    windows, seconds."""
+    options = as_options(options)
+    if not is_segmentor(model):
+        raise ValueError("predict_tiff needs a segmentor")
+    if options.tta or options.topk or options.entropy or options.mode == "whole":
+        asked = "tta" if options.tta else "topk" if options.topk else "entropy" if options.entropy else "mode 'whole'"
+        raise ValueError(f"a TIFF streamed at native resolution is segmented by slide windows without {asked} (confidence works)")
+    _, (crop, _), (stride, _) = options.windows(model.test_cfg)
+    confidence_bits = options.bits
+    if tile <= 0 or block <= 0 or tile % 16 or block % tile:
+        raise ValueError(f"tile must be a positive multiple of 16 and block a multiple of tile; got {tile}, {block}")
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with TiffReader(source) as reader, tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
         height, width = reader.height, reader.width
         windows = _WindowLogits(model, reader, slide_grid(height, crop, stride), slide_grid(width, crop, stride), Path(scratch))
-        ids = np.uint8 if model.num_classes <= 256 else np.uint16
+        ids = label_dtype(model.num_classes)
         conf_type = np.uint8 if confidence_bits == 8 else np.uint16
         raw = Path(scratch) / "confidence.raw"
         bar = progress_bar(total=height, desc="predict", unit="row", enabled=progress)
@@ -180,10 +172,10 @@ def predict_tiff(
                     for left in range(0, width, block):
                         right = min(left + block, width)
                         scores = _block_scores(windows, top, bottom, left, right)
-                        out = summarize(scores, scores.shape[1:], model.decode_head.align_corners, confidence=bool(confidence_bits))
+                        out = summarize(scores, scores.shape[1:], model.align_corners, confidence=bool(confidence_bits))
                         labels[:, left:right] = out.labels.numpy()
                         if confidence is not None:
-                            confidence[:, left:right] = (out.confidence * (2**confidence_bits - 1)).round().numpy()
+                            confidence[:, left:right] = quantize_confidence(out.confidence, confidence_bits)
                     windows.drop_above(bottom)
                     if confidence is not None:
                         conf_file.write(confidence.tobytes())
