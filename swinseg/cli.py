@@ -136,9 +136,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import is_segmentor
     from .predict.files import predict_files
     from .runtimes import load_runtime
+    from .runtimes.graphs import GRAPH_SUFFIXES, load_graph
 
     options = _options(args, confidence=args.confidence, confidence_bits=args.confidence_bits, topk=args.probs, batch_size=args.batch_size)
-    model = _load(args.model, args.checkpoint, init_distributed(args.device), args.dtype, published=True)
+    device = init_distributed(args.device)
+    if Path(args.model).suffix in GRAPH_SUFFIXES:  # an exported graph: it describes itself
+        model = load_graph(args.model, options)
+    else:
+        model = _load(args.model, args.checkpoint, device, args.dtype, published=True)
     if not is_segmentor(model):
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
     extra = {k: getattr(args, k) for k in ("opacity", "tiled", "frame_labels", "skip_existing", "workers")}
@@ -160,13 +165,16 @@ def cmd_convert(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from .configs import load_config
     from .models import resolve
-    from .tools.export import export_and_check
+    from .runtimes.export import export_and_check
 
+    out = Path(args.out)
+    if args.format and out.suffix != {"onnx": ".onnx", "openvino": ".xml"}[args.format]:
+        raise ValueError(f"--format {args.format} writes a {'.onnx' if args.format == 'onnx' else '.xml'} file, not {out.name}")
     source = resolve(load_config(args.model, args.set) if args.set else args.model)
     if source.kind == "config" and not args.checkpoint:
         raise ValueError(f"exporting config {args.model} needs a CHECKPOINT with its trained weights")
     model = _load(source, args.checkpoint, published=True)
-    export_and_check(model, args.onnx, side=args.size, opset=args.opset, tolerance=None if args.no_check else args.tolerance)
+    export_and_check(model, out, side=args.size, opset=args.opset, tolerance=None if args.no_check else args.tolerance)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -387,18 +395,27 @@ def _args_convert(sub: argparse._SubParsersAction) -> None:
 def _args_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a segmentor or classifier to ONNX with dynamic batch, height and width",
-        description="Export to ONNX (opset >= 17) and check it with onnxruntime against PyTorch at two other sizes. "
-        "The graph takes RGB images in 0..255, (batch, 3, height, width) float32, normalizes them and returns "
-        "logits: a segmentor's whole-image (batch, classes, height, width), a classifier's (batch, classes).",
+        help="export a segmentor or classifier to ONNX or OpenVINO IR with dynamic batch, height and width",
+        description="Export to ONNX (opset >= 17) or OpenVINO IR and check it against PyTorch at two other sizes "
+        "(onnxruntime, OpenVINO). The graph takes normalized images, (batch, 3, height, width) float32, and returns "
+        "logits: a segmentor's decode logits (batch, classes, height / 4, width / 4), a classifier's (batch, classes). "
+        "Its metadata holds the classes, palette, preprocessing and test windows: swinseg predict GRAPH runs it.",
     )
     p.add_argument("model", metavar="CONFIG_OR_MODEL", help="config (name or YAML), registered model name or checkpoint file")
     p.add_argument("checkpoint", nargs="?", help="weights for a config or a registered name (path or URL)")
-    p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
+    p.add_argument(
+        "--out",
+        "--onnx",
+        dest="out",
+        required=True,
+        metavar="FILE",
+        help="output graph: .onnx (ONNX) or .xml (OpenVINO IR, beside its .bin)",
+    )
+    p.add_argument("--format", choices=("onnx", "openvino"), help="the graph's format (default: by the file's suffix)")
     p.add_argument("--size", type=int, help="classifier: the image side it is exported for (default: its pretraining size)")
     p.add_argument("--opset", type=int, default=18, choices=range(17, 24), metavar="17..23", help="ONNX opset (default 18)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |logits difference| accepted by the check (default 1e-4)")
-    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    p.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
     _add_set(p, "config overrides")
     p.set_defaults(func=cmd_export)
 

@@ -27,6 +27,7 @@ from ..data.io import ImageLike, as_rgb
 from ..data.transforms import Preprocessing, scale_size
 from ..models.heads import resize
 from ..models.segmentor import EncoderDecoder, infer_logits, resized_rows, row_strips
+from ..runtimes import load_runtime
 from .options import PredictOptions, as_options
 
 __all__ = [
@@ -228,6 +229,7 @@ def predict_outputs(
     eval mode while predicting.
     """
     options = as_options(options, **fields)
+    model = load_runtime(model, options)
     wanted = dict(confidence=options.confidence, entropy=options.entropy, topk=options.topk)
     images, _ = _as_list(images)
     out: list[Prediction] = []

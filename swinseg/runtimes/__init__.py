@@ -11,22 +11,40 @@ windows, class names and palette) and its ``decode``: (B, 3, h, w) normalized fl
 
 from __future__ import annotations
 
+import copy
+import weakref
 from typing import Any
 
+from ..ops import parse_dtype
 from .base import Runtime, SegmentorInfo
 
 __all__ = ["Runtime", "SegmentorInfo", "load_runtime"]
 
 
+_RUNTIMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def load_runtime(model: Any, options: Any) -> Any:
     """``model`` (a segmentor) run by ``options.backend`` in ``options.dtype``: the model itself
-    for ``torch``, else a :class:`Runtime`. A runtime given is returned as it is."""
-    if isinstance(model, Runtime) or options.backend == "torch":
+    for ``torch``, else a :class:`Runtime`, made once per model, backend and dtype (the graph
+    itself is cached on disk by weights). A runtime given is returned as it is."""
+    if isinstance(model, Runtime):
         return model
-    if options.backend == "compile":
-        from .compiled import compiled_runtime
+    weights = next(model.parameters()).dtype
+    if options.backend == "torch" and (options.dtype is None or parse_dtype(options.dtype) == weights):
+        return model
+    key = (options.backend, options.dtype)
+    made = _RUNTIMES.setdefault(model, {})
+    if key not in made:
+        if options.backend in ("torch", "compile") and options.dtype is not None and parse_dtype(options.dtype) != weights:
+            cast = copy.deepcopy(model).to(parse_dtype(options.dtype)).eval()  # the caller's model stays as it is
+            made[key] = cast if options.backend == "torch" else load_runtime(cast, options)
+        elif options.backend == "compile":
+            from .compiled import compiled_runtime
 
-        return compiled_runtime(model, options)
-    from .graphs import graph_runtime
+            made[key] = compiled_runtime(model, options)
+        else:
+            from .graphs import graph_runtime
 
-    return graph_runtime(model, options)
+            made[key] = graph_runtime(model, options)
+    return made[key]

@@ -21,6 +21,8 @@ from ..engine.metrics import IoUMetric
 from ..files import atomic_write, check_writable
 from ..models.zoo import get_spec, list_models
 from ..predict import PredictOptions, predict
+from ..runtimes import load_runtime
+from ..runtimes.graphs import GRAPH_SUFFIXES, load_graph
 from .label_doctor import diagnose, scan_labels
 
 __all__ = ["TOLERANCE", "doctor", "published", "test_checkpoint"]
@@ -123,12 +125,17 @@ def test_checkpoint(
         check_writable(Path(out).parent, "the folder of --out")
     config = load_config(config_name, overrides)
     options = options or PredictOptions.from_config(config)
-    config, model, report, dataset = load_for_evaluation(config, None, checkpoint, init_distributed(device), options.dtype or "fp32")
+    graph = Path(checkpoint).suffix in GRAPH_SUFFIXES
+    config, model, report, dataset = load_for_evaluation(
+        config, None, None if graph else checkpoint, init_distributed(device), "fp32" if graph else options.dtype or "fp32"
+    )
+    model = load_graph(checkpoint, options) if graph else load_runtime(model, options)
+    if model.num_classes != dataset.num_classes:
+        raise ValueError(f"{checkpoint} predicts {model.num_classes} classes but the dataset has {dataset.num_classes}")
     mode = options.windows(model.test_cfg)[0]
     if get_rank() == 0:
-        print(
-            f"loaded {checkpoint} ({report.format} layout); evaluating {len(dataset)} images ({mode}{' + ms/flip TTA' if options.tta else ''})"
-        )
+        loaded = f"{model.backend} graph" if graph else f"{report.format} layout"
+        print(f"loaded {checkpoint} ({loaded}); evaluating {len(dataset)} images ({mode}{' + ms/flip TTA' if options.tta else ''})")
     metric = evaluate(model, dataset, options, show_dir=show_dir)
     metrics = metric.compute()
     if get_rank() != 0:

@@ -1,21 +1,28 @@
-"""ONNX export with dynamic batch, height and width, checked against PyTorch with onnxruntime.
+"""Graph export with dynamic batch, height and width (ONNX; OpenVINO IR from it), checked against
+PyTorch with onnxruntime.
 
-The exported graph takes RGB images in 0..255 as float32 (B, 3, H, W), normalizes them, and
-returns logits: (B, num_classes, H, W) from a segmentor's whole-image inference, or
-(B, num_classes) from a classifier. Resizing to the test scale (and back) stays outside.
+The graph is what a runtime computes (:mod:`swinseg.runtimes`): it takes normalized images
+(B, 3, H, W) float32 (``(rgb - mean) / std``, the mean and std in its metadata) and returns a
+segmentor's decode logits (B, num_classes, H/4, W/4) float32, or a classifier's
+(B, num_classes). The resize to the test scale, slide windows, the resize back and argmax stay
+in swinseg. The metadata (key ``swinseg``, JSON) describes the model: classes, palette,
+preprocessing and test windows, so that ``swinseg predict model.onnx images/`` needs nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib.metadata
+import json
 import logging
 import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -23,27 +30,48 @@ from ..files import atomic_write
 from ..models.segmentor import EncoderDecoder
 from ..models.swin import SwinTransformer
 from ..progress import working
+from .sessions import need, session, to_openvino
 
-__all__ = ["Deployable", "size_range", "trace_side", "export_onnx", "compare_onnx", "export_and_check"]
+__all__ = ["Graph", "compare_graph", "describe", "export_and_check", "export_graph", "export_onnx", "size_range", "trace_side"]
 
 MAX_SIDE = 8192
 
 
-class Deployable(nn.Module):
-    """RGB (B, 3, H, W) in 0..255 -> logits of a segmentor (whole inference) or a classifier."""
+class Graph(nn.Module):
+    """Normalized (B, 3, H, W) -> a segmentor's decode logits (B, C, H/4, W/4) or a classifier's (B, C)."""
 
     def __init__(self, model: EncoderDecoder | SwinTransformer) -> None:
         super().__init__()
         self.model = model
         if not isinstance(model, EncoderDecoder) and getattr(model, "num_classes", 0) <= 0:
             raise ValueError("only a segmentor or a classifier (num_classes > 0) can be exported")
-        mean, std = model.preprocessing.mean, model.preprocessing.std
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
-        x = (images - self.mean) / self.std
-        return self.model.encode_decode(x) if isinstance(self.model, EncoderDecoder) else self.model(x)
+        return self.model.decode(images) if isinstance(self.model, EncoderDecoder) else self.model(images).float()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("swinseg")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def describe(model: EncoderDecoder | SwinTransformer) -> dict[str, Any]:
+    """What the graph's metadata says of the model (JSON): enough to predict with the graph alone."""
+    info: dict[str, Any] = {
+        "swinseg": _version(),
+        "kind": "segmentor" if isinstance(model, EncoderDecoder) else "classifier",
+        "num_classes": model.num_classes,
+        "preprocessing": dataclasses.asdict(model.preprocessing),
+        "input": "images: normalized (batch, 3, height, width) float32, (rgb - mean) / std",
+    }
+    if isinstance(model, EncoderDecoder):
+        info |= {"test_cfg": model.test_cfg, "dataset_meta": model.dataset_meta, "align_corners": model.align_corners}
+        info["output"] = "logits: (batch, classes, height / 4, width / 4) float32 decode-head logits"
+    else:
+        info["output"] = "logits: (batch, classes) float32"
+    return json.loads(json.dumps(info, default=list))
 
 
 def size_range(backbone: SwinTransformer, side: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
@@ -109,9 +137,9 @@ def export_onnx(
     except ImportError:
         raise ImportError("ONNX export needs onnx and onnxscript: pip install 'swinseg[export]'") from None
     side = trace_side(model, side)
-    net = Deployable(model).eval()
+    net = Graph(model).eval()
     dynamic = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
-    example = torch.rand(2, 3, side, side) * 255
+    example = torch.randn(2, 3, side, side)
 
     def write(tmp: Path) -> None:
         with torch.no_grad(), _quiet_exporter():
@@ -126,32 +154,55 @@ def export_onnx(
                 verbose=False,
             )
         program.save(str(tmp))
+        import onnx
+
+        graph = onnx.load(str(tmp), load_external_data=False)
+        onnx.helper.set_model_props(graph, {"swinseg": json.dumps(describe(model))})
+        onnx.save(graph, str(tmp))
 
     atomic_write(Path(path), write)
     return size_range(_backbone(model), side)
 
 
-def compare_onnx(
+def compare_graph(
     path: str | os.PathLike, model: EncoderDecoder | SwinTransformer, shapes: Sequence[Sequence[int]], seed: int = 0
 ) -> list[float]:
-    """Max |onnxruntime - PyTorch| of the logits for random images of each (B, H, W) in ``shapes``."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError("checking an export needs onnxruntime: pip install 'swinseg[export]'") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    net = Deployable(model).eval()
+    """Max |graph - PyTorch| of the logits for random normalized images of each (B, H, W) in
+    ``shapes``; an ``.onnx`` runs in onnxruntime, an ``.xml`` in OpenVINO (f32)."""
+    path = Path(path)
+    run = session(path, "openvino" if path.suffix == ".xml" else "onnxruntime")
+    net = Graph(model).eval()
     generator = torch.Generator().manual_seed(seed)
     diffs = []
     for batch, height, width in shapes:
-        images = torch.rand(batch, 3, height, width, generator=generator) * 255
+        images = torch.randn(batch, 3, height, width, generator=generator)
         with torch.no_grad():
-            expected = net(images).numpy()
-        (logits,) = session.run(None, {"images": images.numpy()})
+            expected = net(images)
+        logits = run(images)
         if logits.shape != expected.shape:
-            raise ValueError(f"{path}: ONNX logits have shape {logits.shape}, PyTorch {expected.shape}")
-        diffs.append(float(np.abs(logits - expected).max()))
+            raise ValueError(f"{path}: the graph's logits have shape {tuple(logits.shape)}, PyTorch's {tuple(expected.shape)}")
+        diffs.append(float((logits - expected).abs().max()))
     return diffs
+
+
+def export_graph(
+    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18
+) -> tuple[int, int]:
+    """:func:`export_onnx` to a ``.onnx`` path, or through it to OpenVINO IR at an ``.xml`` path
+    (the ONNX file is not kept). Returns the sizes the graph is exact for (:func:`size_range`)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return export_onnx(model, path, side=side, opset=opset)
+    if path.suffix != ".xml":
+        raise ValueError(f"{path}: the graph's file must end in .onnx (ONNX) or .xml (OpenVINO IR)")
+    need("openvino")
+    onnx_path = path.with_name(f".{path.stem}.export.onnx")
+    try:
+        sizes = export_onnx(model, onnx_path, side=side, opset=opset)
+        to_openvino(onnx_path, path)
+    finally:
+        onnx_path.unlink(missing_ok=True)
+    return sizes
 
 
 def export_and_check(
@@ -161,22 +212,24 @@ def export_and_check(
     opset: int = 18,
     tolerance: float | None = 1e-4,
 ) -> None:
-    """``swinseg export``: :func:`export_onnx`, then (unless ``tolerance`` is None)
-    :func:`compare_onnx` at two other sizes; an error when they differ by more than ``tolerance``."""
+    """``swinseg export``: :func:`export_graph`, then (unless ``tolerance`` is None)
+    :func:`compare_graph` at two other sizes; an error when they differ by more than ``tolerance``."""
     kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
+    engine = "OpenVINO" if Path(path).suffix == ".xml" else "onnxruntime"
     start = time.perf_counter()
     with working(f"exporting the {kind} to {path}"):
-        low, high = export_onnx(model, path, side=side, opset=opset)
+        low, high = export_graph(model, path, side=side, opset=opset)
     print(
         f"exported the {kind} to {path} in {time.perf_counter() - start:.0f} s (opset {opset}): input 'images' "
-        f"(batch, 3, height, width) RGB 0..255, output 'logits'; height and width {low}..{high}"
+        f"(batch, 3, height, width) normalized, output 'logits' ({'1/4 size decode logits' if kind == 'segmentor' else 'classes'}); "
+        f"height and width {low}..{high}; classes, palette and preprocessing in the metadata"
     )
     if tolerance is None:
         return
     shapes = [(1, high, low), (2, low, high)] if high - low < 256 else [(1, 301, 397), (2, 160, 241)]
-    with working(f"checking {path} with onnxruntime"):
-        diffs = compare_onnx(path, model, shapes)
+    with working(f"checking {path} with {engine}"):
+        diffs = compare_graph(path, model, shapes)
     report = ", ".join(f"{b}x{h}x{w}: {d:.1e}" for (b, h, w), d in zip(shapes, diffs, strict=True))
     if max(diffs) > tolerance:
         raise ValueError(f"{path} disagrees with PyTorch: max |logits difference| {report} (tolerance {tolerance})")
-    print(f"onnxruntime matches PyTorch, max |logits difference| {report}")
+    print(f"{engine} matches PyTorch, max |logits difference| {report}")

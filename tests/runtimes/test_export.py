@@ -1,8 +1,9 @@
-"""ONNX export with dynamic batch, height and width, checked with onnxruntime."""
+"""Graph export (ONNX, OpenVINO IR) with dynamic batch, height and width, checked with onnxruntime and OpenVINO."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import warnings
 
@@ -15,7 +16,7 @@ from swinseg import SwinTransformer
 from swinseg.cli import main
 from swinseg.models.segmentor import EncoderDecoder
 from swinseg.predict import preprocess
-from swinseg.tools.export import Deployable, compare_onnx, export_onnx, size_range, trace_side
+from swinseg.runtimes.export import Graph, compare_graph, export_onnx, size_range, trace_side
 
 from ..helpers import DEMO_CONFIG, randomize_
 
@@ -54,7 +55,7 @@ def test_segmentor_exports_with_dynamic_sizes_and_matches_pytorch(tmp_path, caps
     # sizes the trace never saw: odd, tiny, non-square, smaller than one window, several images
     shapes = [(1, 5, 7), (3, 173, 301), (1, 1, 1), (2, 97, 64)]
     assert side not in {s for _, h, w in shapes for s in (h, w)}
-    assert max(compare_onnx(out, model, shapes)) < 1e-4
+    assert max(compare_graph(out, model, shapes)) < 1e-4
 
 
 def test_classifier_exports_for_its_window_range(tmp_path):
@@ -63,7 +64,7 @@ def test_classifier_exports_for_its_window_range(tmp_path):
     assert export_onnx(model, out) == (193, 224)
     dims, _ = _input_dims(out)
     assert all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
-    assert max(compare_onnx(out, model, [(1, 193, 211), (3, 224, 200)])) < 1e-4
+    assert max(compare_graph(out, model, [(1, 193, 211), (3, 224, 200)])) < 1e-4
 
 
 def test_size_range_follows_the_window_rule():
@@ -82,19 +83,22 @@ def test_size_range_follows_the_window_rule():
         assert [f(high + 1) for f in stages] != [f(high) for f in stages]
 
 
-def test_deployable_normalizes_like_the_model():
+def test_the_graph_is_the_decode_head_of_normalized_images_and_describes_the_model(tmp_path):
     model = randomize_(EncoderDecoder(backbone=SMALL, decode_head=dict(channels=16, num_classes=5), auxiliary_head=None)).eval()
     rgb = np.random.default_rng(0).integers(0, 256, (45, 61, 3)).astype(np.uint8)
-    images = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-    # MMSegmentation's data_preprocessor of the Swin configs, written out
+    # MMSegmentation's data_preprocessor of the Swin configs, written out: the graph takes its output
     mean, std = torch.tensor([123.675, 116.28, 103.53]), torch.tensor([58.395, 57.12, 57.375])
-    normalized = (images - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    normalized = (torch.from_numpy(rgb).permute(2, 0, 1)[None].float() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     with torch.no_grad():
-        expected = model.encode_decode(normalized)
-        assert torch.allclose(Deployable(model)(images), expected, atol=1e-5)
+        assert torch.equal(Graph(model)(normalized), model.decode(normalized))
         assert torch.allclose(preprocess(model, rgb, scale=1.0), normalized, atol=1e-6)
+    export_onnx(model, tmp_path / "seg.onnx")
+    meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "seg.onnx")).metadata_props}["swinseg"])
+    assert meta["kind"] == "segmentor" and meta["num_classes"] == 5
+    assert meta["preprocessing"]["mean"] == [123.675, 116.28, 103.53] and meta["test_cfg"] == model.test_cfg
+    assert meta["dataset_meta"]["classes"] == list(model.dataset_meta["classes"])
     with pytest.raises(ValueError, match="segmentor or a classifier"):
-        Deployable(SwinTransformer(**SMALL))
+        Graph(SwinTransformer(**SMALL))
 
 
 def test_export_errors_are_clear(tmp_path, capsys, monkeypatch):

@@ -1,0 +1,138 @@
+"""ONNX Runtime and OpenVINO behind the one prediction path: the same labels as torch fp32 for whole
+images, slide windows, TTA and streamed TIFFs, through the Python API and the command line; graphs
+exported once per weights; exported files that run alone; precisions a backend cannot run refused."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import swinseg
+from swinseg.cli import main
+from swinseg.predict import PredictOptions, predict_outputs
+from swinseg.runtimes import Runtime, load_runtime
+from swinseg.runtimes.graphs import cached_graph, weights_digest
+
+from ..helpers import tiny_segmentor
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+try:
+    import openvino
+except ImportError:  # the openvino extra is optional outside the test install
+    openvino = None
+BACKENDS = ["onnxruntime", *(["openvino"] if openvino else [])]
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    """One model and a graph home shared by the module: each backend's graph is exported once."""
+    home = tmp_path_factory.mktemp("home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SWINSEG_HOME", str(home))
+    model = tiny_segmentor(5, test_cfg=dict(mode="whole", crop_size=[48, 48], stride=[32, 32]))
+    yield model, home
+    patch.undo()
+
+
+@pytest.fixture
+def same_home(graphs, monkeypatch):
+    monkeypatch.setenv("SWINSEG_HOME", str(graphs[1]))
+    return graphs
+
+
+def _image(height: int = 61, width: int = 93, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_labels_as_torch_fp32(same_home, backend):
+    model, _ = same_home
+    images = [_image(), _image(40, 130, seed=1)]
+    runtime = load_runtime(model, PredictOptions(backend=backend))
+    assert isinstance(runtime, Runtime) and runtime.num_classes == 5 and runtime.dataset_meta == model.dataset_meta
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        assert (runtime.decode(x) - model.decode(x)).abs().max() < 1e-4  # the fidelity: float32 round-off
+    same = total = 0
+    for fields in (dict(), dict(mode="slide"), dict(crop=40, stride=24), dict(tta=True, tta_ratios=(0.75, 1.25))):
+        reference = predict_outputs(model, images, PredictOptions(confidence=True, **fields))
+        for outputs in (
+            predict_outputs(model, images, backend=backend, confidence=True, **fields),
+            predict_outputs(runtime, images, **fields, confidence=True),
+        ):
+            for got, expected in zip(outputs, reference, strict=True):
+                same, total = same + int((got.labels == expected.labels).sum()), total + expected.labels.numel()
+                assert torch.allclose(got.confidence, expected.confidence, atol=1e-4), (backend, fields)
+    assert same / total >= 0.999, same / total  # random weights make near-ties: a round-off flips a few
+    assert swinseg.inference(model, images[0], backend=backend).shape == images[0].shape[:2]
+
+
+def test_a_graph_is_exported_once_per_weights(same_home, capsys):
+    model, home = same_home
+    first = cached_graph(model, "onnxruntime")
+    capsys.readouterr()
+    again = cached_graph(copy.deepcopy(model), "onnxruntime")  # another object, the same weights
+    assert again == first and "exporting" not in capsys.readouterr().err
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.decode_head.conv_seg.bias.add_(1.0)
+    assert weights_digest(other) != weights_digest(model)  # other weights, another graph
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_exported_graph_runs_alone_on_the_command_line(same_home, tmp_path, backend):
+    model, _ = same_home
+    graph = cached_graph(model, backend)
+    alone = tmp_path / f"model{graph.suffix}"
+    shutil.copy(graph, alone)
+    if graph.suffix == ".xml":
+        shutil.copy(graph.with_suffix(".bin"), alone.with_suffix(".bin"))
+    checkpoint = swinseg.save_checkpoint(model, tmp_path / "m.safetensors")
+    cv2.imwrite(str(tmp_path / "a.png"), _image())
+    for source, name in ((checkpoint, "torch"), (alone, "graph")):
+        args = ["predict", str(source), str(tmp_path / "a.png"), "--out", str(tmp_path / name), "--confidence", "--mode", "slide"]
+        assert main([*args, "--workers", "0"]) == 0
+    labels = {name: cv2.imread(str(tmp_path / name / "a.png"), cv2.IMREAD_UNCHANGED) for name in ("torch", "graph")}
+    assert (labels["torch"] == labels["graph"]).mean() >= 0.999
+
+
+def test_a_streamed_tiff_through_onnxruntime_equals_torch(same_home, tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    model, _ = same_home
+    native = copy.deepcopy(model)
+    native.test_pipeline["scale"] = 1.0
+    image = _image(150, 170, seed=2)
+    tifffile.imwrite(tmp_path / "scene.tif", image, tile=(64, 64), photometric="rgb")
+    runtime = load_runtime(model, PredictOptions(backend="onnxruntime"))
+    from swinseg.predict.tiled import predict_tiff
+
+    for net, name in ((model, "torch"), (runtime, "onnxruntime")):
+        predict_tiff(net, tmp_path / "scene.tif", tmp_path / f"{name}.tif", PredictOptions(crop=48, stride=32), tile=64, block=128)
+    torch_labels, ort_labels = (tifffile.imread(tmp_path / f"{name}.tif") for name in ("torch", "onnxruntime"))
+    assert (torch_labels == ort_labels).mean() >= 0.999
+
+
+def test_precisions_a_backend_cannot_run_are_refused(same_home, monkeypatch):
+    model, _ = same_home
+    with pytest.raises(ValueError, match="onnxruntime runs fp32"):
+        load_runtime(model, PredictOptions(backend="onnxruntime", dtype="bf16"))
+    if openvino is not None:
+        capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        if "BF16" not in capabilities:
+            with pytest.raises(ValueError, match="no bf16"):
+                load_runtime(model, PredictOptions(backend="openvino", dtype="bf16"))
+        else:
+            image = _image()
+            bf16 = predict_outputs(model, image, backend="openvino", dtype="bf16")[0].labels
+            assert (bf16 == predict_outputs(model, image)[0].labels).double().mean() >= 0.95
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    fresh = copy.deepcopy(model)
+    with pytest.raises(ImportError, match=r"pip install 'swinseg\[openvino\]'"):
+        load_runtime(fresh, PredictOptions(backend="openvino"))
