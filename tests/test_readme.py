@@ -67,6 +67,7 @@ def test_the_python_examples_run_and_give_the_promised_shapes(readme_folder):
     feats = space["feats"]
     assert feats[0].shape == (1, 96, 128, 171) and feats[-1].shape == (1, 768, 16, 22)
     assert isinstance(space["again"], swinseg.SwinTransformer)
+    assert space["runtime"].backend == "onnxruntime" and (space["same"] == space["labels"]).all()
 
 
 def _command_lines() -> list[list[str]]:

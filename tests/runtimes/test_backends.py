@@ -136,3 +136,22 @@ def test_precisions_a_backend_cannot_run_are_refused(same_home, monkeypatch):
     fresh = copy.deepcopy(model)
     with pytest.raises(ImportError, match=r"pip install 'swinseg\[openvino\]'"):
         load_runtime(fresh, PredictOptions(backend="openvino"))
+
+
+def test_compile_wraps_the_decode_with_dynamic_shapes_and_freezing(monkeypatch, capsys):
+    """The wiring only: Inductor takes minutes per model on a 2-core CPU, too long for the suite
+    (benchmarks/runtimes.py times the real compile)."""
+    seen = {}
+
+    def fake_compile(fn, **kwargs):
+        seen.update(kwargs)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = tiny_segmentor(5)
+    runtime = load_runtime(model, PredictOptions(backend="compile"))
+    assert seen == {"dynamic": True, "options": {"freezing": True}}
+    image = _image()
+    assert torch.equal(predict_outputs(runtime, image)[0].labels, predict_outputs(model, image)[0].labels)
+    assert "compiled in" in capsys.readouterr().err  # the compile time, reported once
+    assert load_runtime(model, PredictOptions(backend="compile")) is runtime
