@@ -96,4 +96,7 @@ class PredictOptions:
 def as_options(options: PredictOptions | None = None, **fields: Any) -> PredictOptions:
     """``options`` (default: all defaults) with ``fields`` replaced: the keyword arguments of the
     library's functions, e.g. ``inference(model, image, tta=True)``."""
+    unknown = sorted(set(fields) - set(PredictOptions.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"unknown prediction option {unknown[0]!r}: the options are {', '.join(PredictOptions.__dataclass_fields__)}")
     return replace(options or PredictOptions(), **fields) if fields else options or PredictOptions()

@@ -131,7 +131,7 @@ def test_tta_with_one_ratio_and_no_flip_is_plain_predict():
     """A 512 x 600 image already fits the (2048, 512) test scale, so ratio 1 is the plain view."""
     model = small_model()
     image = np.random.default_rng(0).integers(0, 256, (512, 600, 3), dtype=np.uint8)
-    probs = tta_probs(model, image, ratios=[1.0], flip=False)
+    probs = tta_probs(model, image, tta_ratios=[1.0], tta_flip=False)
     plain = predict_logits(model, image)
     assert torch.allclose(probs, plain.softmax(0), atol=1e-6)
     assert torch.equal(predict(model, image)[0], probs.argmax(0))
@@ -142,8 +142,8 @@ def test_tta_flip_view_is_the_mirrored_prediction():
     model = small_model()
     half = np.random.default_rng(1).integers(0, 256, (64, 40, 3), dtype=np.uint8)
     image = np.concatenate([half, half[:, ::-1]], axis=1)
-    plain = tta_probs(model, image, ratios=[1.0], flip=False)
-    both = tta_probs(model, image, ratios=[1.0], flip=True)
+    plain = tta_probs(model, image, tta_ratios=[1.0], tta_flip=False)
+    both = tta_probs(model, image, tta_ratios=[1.0], tta_flip=True)
     assert torch.allclose(both, (plain + plain.flip(-1)) / 2, atol=1e-5)
 
 

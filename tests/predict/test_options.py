@@ -73,3 +73,9 @@ def test_the_command_line_names_flags_not_parameters(tmp_path, capsys):
     args = ["predict", "unused.pth", "x.jpg", "--out", str(tmp_path), "--probs", "-2"]
     assert main(args) == 1
     assert "--probs must be 0 or more" in capsys.readouterr().err
+
+
+def test_an_unknown_keyword_names_itself_and_the_options():
+    model = tiny_segmentor(num_classes=3)
+    with pytest.raises(TypeError, match="'ratios'.*tta_ratios"):
+        predict(model, [np.zeros((32, 32, 3), np.uint8)], ratios=[1.0])
