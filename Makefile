@@ -4,6 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c constraints.txt
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup setup-test demo test clean
 
@@ -16,6 +17,8 @@ setup: $(PY)
 
 setup-test: $(PY)
 	$(PIP) -e '.[test]'
+	@# the page tests drive Debian's headless Chromium through its chromedriver
+	command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
 demo: setup
 	$(VENV)/bin/swinseg demo

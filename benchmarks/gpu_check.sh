@@ -16,4 +16,4 @@ for arg in "$@"; do
 done
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-timeout 420 "${PYTHON:-python3}" benchmarks/gpu_check.py --out "$out" "${flags[@]}" 2>&1 | tee "$out/gpu_check.log"
+timeout 510 "${PYTHON:-python3}" benchmarks/gpu_check.py --out "$out" "${flags[@]}" 2>&1 | tee "$out/gpu_check.log"

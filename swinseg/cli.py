@@ -22,6 +22,14 @@ def _weights(text: str) -> str | bool:
     return True if text.lower() == "true" else text
 
 
+def _count(text: str) -> int:
+    """A count flag's value: an integer, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _load(model: Any, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False) -> torch.nn.Module:
     """The model ``model`` names (:func:`swinseg.models.resolve`) in eval mode on ``device``:
     weights from ``checkpoint``, else a checkpoint's own, else (``published``) a registered
@@ -54,7 +62,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     from .tools.reproduce import test_checkpoint
 
     options = _options(args, load_config(args.config, args.set))
-    extra = {k: getattr(args, k) for k in ("device", "show_dir", "out", "tolerance")}
+    extra = {k: getattr(args, k) for k in ("device", "show_dir", "out", "tolerance", "metrics", "report", "worst")}
     test_checkpoint(args.config, args.checkpoint, args.set, options, **extra)
 
 
@@ -273,6 +281,14 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
     _add_predict_options(p)
     p.add_argument("--show-dir", help="write prediction | ground truth overlays here")
     p.add_argument("--out", help="write the metrics as JSON here")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=("mIoU", "mDice", "mFscore"),
+        help="MMSegmentation's iou_metrics (default: the config's test.metrics)",
+    )
+    p.add_argument("--report", metavar="DIR", help="write an HTML report here: per-class table, confusion matrix, worst images")
+    p.add_argument("--worst", type=_count, default=12, metavar="K", help="images the report shows, lowest mIoU first (default 12)")
     p.add_argument(
         "--tolerance", type=float, default=0.5, help="mIoU points from the published number beyond which the doctor runs (default 0.5)"
     )

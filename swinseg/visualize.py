@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["colorize", "overlay", "side_by_side"]
+__all__ = ["caption", "colorize", "ground_truth", "heatmap", "overlay", "panel_row", "shown_classes", "side_by_side"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -65,6 +65,52 @@ def overlay(
     return out
 
 
+def caption(panel: np.ndarray, text: str) -> np.ndarray:
+    """``panel`` (RGB, changed in place) with ``text`` at its top left, outlined so that it reads
+    on any colour."""
+    scale = max(panel.shape[0] / 600, 0.5)
+    thick = max(int(2 * scale), 1)
+    (_, text_height), _ = cv2.getTextSize(text, _FONT, scale, thick)
+    x, y = 6, text_height + 6
+    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, 2), (2, 0), (0, -2), (-2, 0)):  # a black outline, same stroke
+        cv2.putText(panel, text, (x + dx, y + dy), _FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    cv2.putText(panel, text, (x, y), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return panel
+
+
+def heatmap(values: np.ndarray) -> np.ndarray:
+    """(H, W) values in [0, 1] (a confidence map) -> (H, W, 3) uint8 RGB in viridis: dark is low."""
+    grey = (np.clip(values, 0, 1) * 255).round().astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+
+
+def panel_row(
+    panels: Sequence[tuple[str, np.ndarray]], ids: Sequence[int], classes: Sequence[str], palette: Sequence[Sequence[int]]
+) -> np.ndarray:
+    """Captioned (H, W, 3) RGB ``panels`` left to right with white gaps, then a legend of the
+    classes ``ids``."""
+    row: list[np.ndarray] = []
+    for text, panel in panels:
+        row += [caption(panel.copy(), text), np.full((panel.shape[0], 8, 3), 255, np.uint8)]
+    out = np.concatenate(row, axis=1)
+    legend = _legend(list(ids), classes, palette, max(out.shape[0], 200))
+    out = np.pad(out, ((0, legend.shape[0] - out.shape[0]), (0, 0), (0, 0)), constant_values=255)
+    return np.concatenate([out, legend], axis=1)
+
+
+def ground_truth(image: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]], opacity: float = 0.5) -> np.ndarray:
+    """The ground-truth overlay: ignored pixels (ids outside the palette) show the image uncoloured."""
+    shown = overlay(image, label, [], palette, opacity, legend=False)
+    ignored = label >= len(palette)
+    shown[ignored] = image[ignored]
+    return shown
+
+
+def shown_classes(prediction: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]]) -> list[int]:
+    """The classes a prediction and its ground truth hold, in order (ignored ids left out)."""
+    return sorted(set(np.unique(prediction).tolist()) | {i for i in np.unique(label).tolist() if i < len(palette)})
+
+
 def side_by_side(
     image: np.ndarray,
     prediction: np.ndarray,
@@ -75,20 +121,8 @@ def side_by_side(
 ) -> np.ndarray:
     """Prediction overlay | ground-truth overlay (ignored pixels uncoloured) | legend of the
     classes in either, each overlay captioned."""
-    panels = []
-    for labels, caption in ((prediction, "prediction"), (label, "ground truth")):
-        shown = overlay(image, labels, classes, palette, opacity, legend=False)
-        if labels is label:
-            ignored = labels >= len(palette)
-            shown[ignored] = image[ignored]
-        scale = max(shown.shape[0] / 600, 0.4)
-        thick = max(int(2 * scale), 1)
-        (_, text_height), _ = cv2.getTextSize(caption, _FONT, scale, thick)
-        for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):  # outlined: readable on any colour
-            cv2.putText(shown, caption, (6, text_height + 6), _FONT, scale, colour, width, cv2.LINE_AA)
-        panels += [shown, np.full((shown.shape[0], 8, 3), 255, np.uint8)]
-    ids = sorted(set(np.unique(prediction).tolist()) | {i for i in np.unique(label).tolist() if i < len(palette)})
-    legend = _legend(ids, classes, palette, max(image.shape[0], 200))
-    out = np.concatenate(panels, axis=1)
-    out = np.pad(out, ((0, legend.shape[0] - out.shape[0]), (0, 0), (0, 0)), constant_values=255)
-    return np.concatenate([out, legend], axis=1)
+    panels = [
+        ("prediction", overlay(image, prediction, classes, palette, opacity, legend=False)),
+        ("ground truth", ground_truth(image, label, palette, opacity)),
+    ]
+    return panel_row(panels, shown_classes(prediction, label, palette), classes, palette)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -70,3 +75,24 @@ def tiny_segmentor(num_classes: int = 5, **overrides: object) -> nn.Module:
         test_pipeline=dict(scale=[96, 64]),
     )
     return randomize_(EncoderDecoder(**{**arguments, **overrides})).eval()
+
+
+@contextlib.contextmanager
+def chromium(width: int = 1280, height: int = 1600) -> Iterator[Any]:
+    """Debian's headless Chromium driven by Selenium through its chromedriver, its console kept
+    (``driver.get_log("browser")``); skips the test where either is missing."""
+    import pytest
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None:
+        pytest.skip("Debian's chromium-driver is not installed (make setup-test installs it)")
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()

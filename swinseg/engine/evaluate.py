@@ -4,6 +4,7 @@ counts summed over images and over processes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,19 @@ def evaluate(
     dataset: SegDataset,
     options: PredictOptions | None = None,
     *,
+    metrics: Sequence[str] = ("mIoU",),
     show_dir: str | Path | None = None,
     progress: bool = True,
 ) -> IoUMetric:
-    """IoU counts of ``model`` (a segmentor or a runtime of one) on ``dataset`` by ``options``
-    (this process's shard, then summed over all).
+    """IoU counts, the confusion matrix and per-image scores of ``model`` (a segmentor or a
+    runtime of one) on ``dataset`` by ``options`` (this process's shard, then summed over all),
+    for MMSegmentation's ``metrics`` (mIoU, mDice, mFscore).
 
     ``show_dir`` receives ``<name>.jpg`` per image: prediction and ground truth side by side.
     """
     if model.num_classes != dataset.num_classes:
         raise ValueError(f"the model predicts {model.num_classes} classes but the dataset has {dataset.num_classes}")
-    metric = IoUMetric(dataset.num_classes, dataset.ignore_index, class_names=dataset.classes)
+    metric = IoUMetric(dataset.num_classes, dataset.ignore_index, class_names=dataset.classes, metrics=metrics, images=len(dataset))
     indices = shard(len(dataset), get_rank(), get_world_size())
     if show_dir is not None:
         show_dir = check_writable(Path(show_dir), "show dir")
@@ -51,7 +54,7 @@ def evaluate(
     for i in bar:
         image, label = dataset[i]
         prediction = predict(model, image, options)[0]
-        metric.update(prediction, torch.from_numpy(label.astype("int64")))
+        metric.update(prediction, torch.from_numpy(label.astype("int64")), index=i)
         if show_dir is not None:
             vis = side_by_side(image, prediction.numpy(), label, dataset.classes, dataset.palette)
             name = dataset.samples[i][0].relative_to(dataset.img_dir).with_suffix(".jpg")

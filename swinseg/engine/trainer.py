@@ -29,7 +29,7 @@ from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_s
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm, wrap_ddp
 from .evaluate import evaluate
 from .logger import TrainLogger, read_scalars
-from .metrics import IoUMetric
+from .metrics import IoUMetric, config_metrics
 from .optim import WarmupPolyLR, build_optimizer
 
 __all__ = ["Trainer", "AMP_DTYPES"]
@@ -67,6 +67,7 @@ class Trainer:
         train_cfg, data_cfg = config["train"], config["data"]
         if train_cfg["amp"] not in (None, *AMP_DTYPES):
             raise ValueError(f"train.amp must be null, 'bf16' or 'fp16', got {train_cfg['amp']!r}")
+        config_metrics(config)
         self._seed(train_cfg["seed"])
         self._set_tf32(train_cfg["tf32"])
 
@@ -222,7 +223,8 @@ class Trainer:
     # --- the run -----------------------------------------------------------------------------
     def validate(self) -> IoUMetric:
         with _cudnn_benchmark(False):  # keep-ratio sizes vary: no autotuning per size
-            return evaluate(self.model, self.val_set, PredictOptions.from_config(self.config), progress=self.progress)
+            options = PredictOptions.from_config(self.config)
+            return evaluate(self.model, self.val_set, options, metrics=self.config["test"]["metrics"], progress=self.progress)
 
     def train(self) -> dict[str, Any] | None:
         """Train to ``schedule.max_iters``; returns the last validation's metrics (None if none ran).

@@ -97,8 +97,9 @@ def image_logits(model: Any, inputs: Tensor, options: PredictOptions) -> Tensor:
 def predict_logits(model: Any, image: ImageLike, options: PredictOptions | None = None, **fields: Any) -> Tensor:
     """(num_classes, H, W) logits of one image at its original size: test pipeline, inference
     (the options' windows), bilinear resize back."""
-    rgb = as_rgb(image)
-    logits = image_logits(model, preprocess(model, rgb), as_options(options, **fields))
+    options = as_options(options, **fields)
+    model, rgb = load_runtime(model, options), as_rgb(image)
+    logits = image_logits(model, preprocess(model, rgb), options)
     return resize(logits, rgb.shape[:2], model.align_corners)[0]
 
 
@@ -112,7 +113,7 @@ def tta_probs(model: Any, image: ImageLike, options: PredictOptions | None = Non
     (mmcv rounds twice: the target scale, then the fitted size).
     """
     options = as_options(options, **fields)
-    rgb = as_rgb(image)
+    model, rgb = load_runtime(model, options), as_rgb(image)
     height, width = rgb.shape[:2]
     total: Tensor | None = None
     views = 0

@@ -5,7 +5,10 @@ than a tolerance, a doctor that checks the usual causes of a mIoU far from the p
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +20,15 @@ from ..configs.schema import plain
 from ..data.dataset import SegDataset
 from ..engine.distributed import get_rank, init_distributed
 from ..engine.evaluate import evaluate, load_for_evaluation
-from ..engine.metrics import IoUMetric
+from ..engine.metrics import METRICS, IoUMetric, check_metrics, config_metrics
 from ..files import atomic_write, check_writable
 from ..models.zoo import get_spec, list_models
-from ..predict import PredictOptions, predict
+from ..ops import machine_info
+from ..predict import PredictOptions, input_placement, predict
 from ..runtimes import load_runtime
 from ..runtimes.graphs import GRAPH_SUFFIXES, load_graph
 from .label_doctor import diagnose, scan_labels
+from .report import Report, write_report
 
 __all__ = ["TOLERANCE", "doctor", "published", "test_checkpoint"]
 
@@ -116,17 +121,25 @@ def test_checkpoint(
     show_dir: str | Path | None = None,
     out: str | Path | None = None,
     tolerance: float = TOLERANCE,
+    metrics: Sequence[str] | None = None,
+    report: str | Path | None = None,
+    worst: int = 12,
 ) -> dict:
-    """``swinseg test``: evaluate by ``options`` (default: the config's ``test`` section) in one
-    process or under ``torchrun``; print the table, the published mIoU beside the measured one,
-    and the doctor's checks when they differ by more than ``tolerance``; write the metrics as
-    JSON to ``out``."""
+    """``swinseg test``: evaluate by ``options`` (default: the config's ``test`` section) for
+    ``metrics`` (default: the config's ``test.metrics``) in one process or under ``torchrun``;
+    print the table, the published mIoU beside the measured one, and the doctor's checks when
+    they differ by more than ``tolerance``; write the metrics as JSON to ``out`` and an HTML page
+    (:mod:`swinseg.tools.report`, with the ``worst`` images) into ``report``."""
+    started = time.perf_counter()
     if out:
         check_writable(Path(out).parent, "the folder of --out")
+    if report:
+        check_writable(Path(report), "report dir")
     config = load_config(config_name, overrides)
+    metrics = check_metrics(metrics) if metrics else config_metrics(config)
     options = options or PredictOptions.from_config(config)
     graph = Path(checkpoint).suffix in GRAPH_SUFFIXES
-    config, model, report, dataset = load_for_evaluation(
+    config, model, load_report, dataset = load_for_evaluation(
         config, None, None if graph else checkpoint, init_distributed(device), "fp32" if graph else options.dtype or "fp32"
     )
     model = load_graph(checkpoint, options) if graph else load_runtime(model, options)
@@ -134,21 +147,56 @@ def test_checkpoint(
         raise ValueError(f"{checkpoint} predicts {model.num_classes} classes but the dataset has {dataset.num_classes}")
     mode = options.windows(model.test_cfg)[0]
     if get_rank() == 0:
-        loaded = f"{model.backend} graph" if graph else f"{report.format} layout"
+        loaded = f"{model.backend} graph" if graph else f"{load_report.format} layout"
         print(f"loaded {checkpoint} ({loaded}); evaluating {len(dataset)} images ({mode}{' + ms/flip TTA' if options.tta else ''})")
-    metric = evaluate(model, dataset, options, show_dir=show_dir)
-    metrics = metric.compute()
+    metric = evaluate(model, dataset, options, metrics=metrics, show_dir=show_dir)
+    result = metric.compute()
     if get_rank() != 0:
-        return metrics
-    print(metric.table(metrics))
+        return result
+    print(metric.table(result))
+    notes = []
     zoo = published(config, options.tta)
     if zoo is not None:
-        metrics["published_mIoU"] = zoo
-        difference = metrics["mIoU"] - zoo
-        print(f"published mIoU{' (ms+flip)' if options.tta else ''} {zoo:.2f}, measured {metrics['mIoU']:.2f}: {difference:+.2f}")
+        result["published_mIoU"] = zoo
+        difference = result["mIoU"] - zoo
+        notes.append(f"published mIoU{' (ms+flip)' if options.tta else ''} {zoo:.2f}, measured {result['mIoU']:.2f}: {difference:+.2f}")
         if abs(difference) > tolerance:
-            print(f"reproduction doctor (the difference is beyond {tolerance}):")
-            print("\n".join(doctor(config, model, dataset, options)))
+            notes.append(f"reproduction doctor (the difference is beyond {tolerance}):")
+            notes += doctor(config, model, dataset, options)
+    if notes:
+        print("\n".join(notes))
     if out:
-        atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(metrics, indent=1)))
-    return metrics
+        atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
+    if report:
+        facts = _facts(config, checkpoint, model, options, len(dataset), time.perf_counter() - started)
+        summary = area_summary(metric) | ({"published mIoU": zoo} if zoo is not None else {})
+        page = Report(f"{Path(checkpoint).name} on {Path(config['source']).name}", summary, notes, facts)
+        print(f"wrote {write_report(report, metric, page, model=model, dataset=dataset, options=options, worst=worst)}")
+    return result
+
+
+def area_summary(metric: IoUMetric) -> dict[str, float]:
+    """Every summary value of MMSegmentation's metrics (aAcc, mIoU, mAcc, mDice, mFscore,
+    mPrecision, mRecall) from ``metric``'s counts, whatever it was asked to compute."""
+    every = IoUMetric(metric.num_classes, metric.ignore_index, metric.nan_to_num, metrics=METRICS, beta=metric.beta)
+    every.areas = metric.areas
+    return {k: v for k, v in every.compute().items() if k != "per_class"}
+
+
+def _facts(config: dict[str, Any], checkpoint: str, model: Any, options: PredictOptions, images: int, seconds: float) -> dict[str, str]:
+    """The run, in words, for the report."""
+    mode, crop, stride = options.windows(model.test_cfg)
+    machine = machine_info(input_placement(model)[0])
+    where = machine["gpu"]["name"] if "gpu" in machine else f"{machine['cpu']['model']} ({machine['threads']} threads)"
+    precision = getattr(model, "precision", None) or options.dtype or "fp32"
+    return {
+        "checkpoint": str(checkpoint),
+        "config": str(config["source"]),
+        "images": str(images),
+        "inference": f"{mode}" + (f" (crop {crop}, stride {stride})" if mode == "slide" else "") + (", ms+flip TTA" if options.tta else ""),
+        "backend": f"{options.backend}, {precision}",
+        "machine": where,
+        "versions": f"swinseg {version('swinseg')}, torch {torch.__version__}",
+        "time": f"{seconds:.1f} s",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }

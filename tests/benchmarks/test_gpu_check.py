@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("parity", "cpu_vs_device", "ddp", "train_cli", "predict_cli", "precision", "speed")
+SECTIONS = ("parity", "cpu_vs_device", "ddp", "train_cli", "predict_cli", "precision", "speed", "backends")
 
 
 def test_the_check_imports_nothing_from_the_tests():
@@ -39,3 +39,4 @@ def test_gpu_check_dry_run_writes_its_report_after_each_section(tmp_path):
     fp16 = report["precision"]["fp16"]
     assert fp16["skipped_steps"] < fp16["steps"] and fp16["losses"][-1] < fp16["losses"][0]
     assert report["speed"]["segment_fp32_fps"] > 0 and report["ddp"]["backend"] == "gloo"
+    assert report["backends"]["torch fp32"]["labels_as_fp32"] == 1.0 and report["backends"]["torch bf16"]["s_per_image"] > 0

@@ -31,7 +31,7 @@ def _run(root, work, batch_size):
         torch.set_default_dtype(torch.float32)
     grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     metric = evaluate(trainer.model.float(), trainer.val_set, progress=False)
-    return {"values": values, "grads": grads, "areas": metric.areas, "state": trainer.model.state_dict()}
+    return {"values": values, "grads": grads, "areas": metric.areas, "confusion": metric.confusion, "state": trainer.model.state_dict()}
 
 
 def _worker(rank, world_size, root, work, port):
@@ -66,3 +66,4 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     # evaluation: each rank a shard, counts summed
     assert torch.equal(ranks[0]["areas"], single["areas"]) and torch.equal(ranks[1]["areas"], single["areas"])
     assert single["areas"][3].sum() > 0
+    assert all(torch.equal(r["confusion"], single["confusion"]) for r in ranks) and single["confusion"].sum() == single["areas"][3].sum()

@@ -6,6 +6,7 @@ Without it these tests are skipped; the HF ``SwinBackbone`` tests cover the same
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from ..helpers import max_diff, randomize_
 MMSEG_PYTHON = os.environ.get("MMSEG_PYTHON")
 pytestmark = pytest.mark.skipif(not MMSEG_PYTHON, reason="set MMSEG_PYTHON to an interpreter with mmsegmentation 1.x")
 REFERENCE = Path(__file__).with_name("mmseg_reference.py")
+BACKENDS = ["torch", *(b for b in ("onnxruntime", "openvino") if importlib.util.find_spec(b))]
 
 
 def _mmseg_outputs(tmp_path, official_ckpt, config, inputs):
@@ -87,11 +89,12 @@ SMALL = dict(
 )
 
 
-def test_segmentor_matches_mmsegmentation(tmp_path):
+def test_segmentor_matches_mmsegmentation(tmp_path, monkeypatch):
     """UPerNet end to end through MMSegmentation's own API: inference_model (whole and slide) on
-    image files, SegTTAModel with the ADE20K tta_pipeline, and the training losses."""
+    image files, by every backend installed (torch, ONNX Runtime, OpenVINO), SegTTAModel with the ADE20K tta_pipeline, and the training losses."""
     import cv2
 
+    monkeypatch.setenv("SWINSEG_HOME", str(tmp_path / "home"))  # exported graphs
     ours = randomize_(swinseg.create_model(SEG_CONFIG, **SMALL)).eval()
     ours.dataset_meta = {"classes": [f"c{i}" for i in range(150)], "palette": [[i, 2 * i % 256, 255 - i] for i in range(150)]}
     swinseg.save_checkpoint(ours, tmp_path / "ours.safetensors")
@@ -126,18 +129,17 @@ def test_segmentor_matches_mmsegmentation(tmp_path):
     expected = torch.load(tmp_path / "out.pt")
 
     assert expected["dataset_meta"]["classes"] == ours.dataset_meta["classes"]
-    for path, (logits, pred) in zip(images, expected["whole"], strict=True):
-        mine = predict_logits(ours, path)
-        assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item()
-        assert (mine.argmax(0) == pred).float().mean() > 0.999
     ours.test_cfg.update(crop_size=[256, 256], stride=[171, 171])
-    for path, (logits, pred) in zip(images, expected["slide"], strict=True):
-        mine = predict_logits(ours, path, mode="slide")
-        assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item()
-        assert (mine.argmax(0) == pred).float().mean() > 0.999
-    for path, pred in zip(images, expected["tta"], strict=True):
-        mine = predict(ours, path, tta=True)[0]
-        assert (mine == pred).float().mean() > 0.999
+    for backend in BACKENDS:  # the same windows and resize for every runtime: only the logits differ
+        for mode in ("whole", "slide"):
+            for path, (logits, pred) in zip(images, expected[mode], strict=True):
+                mine = predict_logits(ours, path, mode=mode, backend=backend)
+                assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item(), (backend, mode, path)
+                assert (mine.argmax(0) == pred).float().mean() > 0.999, (backend, mode, path)
+    for backend in BACKENDS:
+        for path, pred in zip(images, expected["tta"], strict=True):
+            mine = predict(ours, path, tta=True, backend=backend)[0]
+            assert (mine == pred).float().mean() > 0.999, (backend, path)
     ours.train()
     losses = ours.loss(inputs, labels)
     assert set(losses) == set(expected["loss"])

@@ -155,3 +155,17 @@ def test_compile_wraps_the_decode_with_dynamic_shapes_and_freezing(monkeypatch, 
     assert torch.equal(predict_outputs(runtime, image)[0].labels, predict_outputs(model, image)[0].labels)
     assert "compiled in" in capsys.readouterr().err  # the compile time, reported once
     assert load_runtime(model, PredictOptions(backend="compile")) is runtime
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_logits_and_tta_probs_honour_the_backend(same_home, backend, monkeypatch):
+    """predict_logits and tta_probs run the backend asked for, not the torch model under it."""
+    from swinseg.predict import predict_logits, tta_probs
+
+    model, _ = same_home
+    image = _image()
+    torch_logits = predict_logits(model, image)
+    load_runtime(model, PredictOptions(backend=backend))  # exported here, before torch is barred
+    monkeypatch.setattr(type(model), "decode", lambda *a: pytest.fail("the torch model ran"))
+    assert torch.allclose(predict_logits(model, image, backend=backend), torch_logits, atol=1e-4)
+    assert tta_probs(model, image, tta_ratios=[0.75, 1.0], backend=backend).shape == (5, *image.shape[:2])
