@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--model", default="swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512")
     parser.add_argument("--size", type=int, nargs=2, default=[512, 683], metavar=("H", "W"))
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--skip", nargs="*", default=[], help="backends to leave out, e.g. compile")
+    parser.add_argument("--skip", nargs="*", default=[], help="backends (compile) or backend:dtype (torch:bf16) to leave out")
+    parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 on a CPU without bf16 instructions too (minutes)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -41,9 +42,13 @@ def main() -> None:
     image = np.random.default_rng(0).integers(0, 256, (*args.size, 3), dtype=np.uint8)
     reference = predict_outputs(model, image)[0].labels
     runs, setup, agreement = {}, {}, {}
+    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine_info()["cpu"]["flags"]))
     for backend, dtype in CANDIDATES:
         name = f"{backend} {dtype or 'fp32'}"
-        if backend in args.skip:
+        if backend in args.skip or f"{backend}:{dtype or 'fp32'}" in args.skip:
+            continue
+        if dtype == "bf16" and not (native_bf16 or args.emulated_bf16):
+            print(f"{name}: not run here (the CPU has no bf16 instructions: it would be emulated; --emulated-bf16 times it)")
             continue
         options = PredictOptions(backend=backend, dtype=dtype)
         start = time.perf_counter()

@@ -22,12 +22,16 @@ def _weights(text: str) -> str | bool:
     return True if text.lower() == "true" else text
 
 
-def _count(text: str) -> int:
-    """A count flag's value: an integer, 0 or more."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def _at_least(low: int) -> Any:
+    """An argparse type: an integer of ``low`` or more."""
+
+    def count(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+
+    return count
 
 
 def _load(model: Any, checkpoint: str | bool | None, device: str = "cpu", dtype: str = "fp32", published: bool = False) -> torch.nn.Module:
@@ -163,6 +167,20 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise
 
 
+def cmd_publish(args: argparse.Namespace) -> None:
+    from .weights import publish_checkpoint
+
+    print(f"published {publish_checkpoint(args.src, args.dst, to=args.format)}")
+
+
+def cmd_browse_data(args: argparse.Namespace) -> None:
+    from .configs import load_config
+    from .tools.browse import browse_dataset
+
+    written = browse_dataset(load_config(args.config, args.set), args.out, count=args.n, split=args.split, progress=sys.stderr.isatty())
+    print(f"wrote {len(written)} pictures to {args.out}")
+
+
 def cmd_convert(args: argparse.Namespace) -> None:
     from .weights import convert_checkpoint
 
@@ -288,7 +306,7 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
         help="MMSegmentation's iou_metrics (default: the config's test.metrics)",
     )
     p.add_argument("--report", metavar="DIR", help="write an HTML report here: per-class table, confusion matrix, worst images")
-    p.add_argument("--worst", type=_count, default=12, metavar="K", help="images the report shows, lowest mIoU first (default 12)")
+    p.add_argument("--worst", type=_at_least(0), default=12, metavar="K", help="images the report shows, lowest mIoU first (default 12)")
     p.add_argument(
         "--tolerance", type=float, default=0.5, help="mIoU points from the published number beyond which the doctor runs (default 0.5)"
     )
@@ -408,6 +426,36 @@ def _args_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_convert)
 
 
+def _args_publish(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "publish",
+        help="a checkpoint for release: weights and meta only, named with its SHA-256",
+        description="As MMSegmentation's publish_model.py: keep the weights and metadata (no optimizer, scaler or RNG "
+        "state), as CPU tensors, and name the file OUT-<first 8 hex digits of its SHA-256>.pth, which downloads check.",
+    )
+    p.add_argument("src", help="checkpoint: a training checkpoint (iter_N.pth) or any supported layout")
+    p.add_argument("dst", metavar="OUT.pth", help="destination; the hash is added to its name")
+    p.add_argument(
+        "--format", choices=("mmseg", "native"), default="mmseg", help="mmseg: .pth MMSegmentation loads (default); native: .safetensors"
+    )
+    p.set_defaults(func=cmd_publish)
+
+
+def _args_browse_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "browse-data",
+        help="write what the data pipeline feeds the model as pictures (augmented image | label, legend)",
+        description="As MMSegmentation's browse_dataset.py: the first N samples of a split through the training "
+        "pipeline (the seeds a run draws them with, padded to the crop size) or, for val, at the test scale.",
+    )
+    p.add_argument("config", help="config file or shipped config name")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures")
+    p.add_argument("-n", type=_at_least(1), default=20, help="samples (default 20)")
+    p.add_argument("--split", choices=("train", "val"), default="train", help="default: train")
+    _add_set(p, "config overrides, e.g. data.root=/data/ade")
+    p.set_defaults(func=cmd_browse_data)
+
+
 def _args_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
@@ -458,12 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
         _args_test,
         _args_config,
         _args_check_data,
+        _args_browse_data,
         _args_benchmark,
         _args_flops,
         _args_plot,
         _args_classify,
         _args_predict,
         _args_convert,
+        _args_publish,
         _args_export,
         _args_models,
     ):

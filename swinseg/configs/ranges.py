@@ -126,6 +126,7 @@ CONFIG_RANGES: Rules = {
         "val_interval": INDEX,
         "checkpoint_interval": INDEX,
         "max_keep_ckpts": Range(-1, integer=True),
+        "vis_images": INDEX,
     },
 }
 

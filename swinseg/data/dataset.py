@@ -19,7 +19,7 @@ from .classes import ade20k_classes, ade20k_palette, default_dataset_meta
 from .io import read_image
 from .transforms import photometric_distortion, random_crop, random_flip, random_resize, to_input
 
-__all__ = ["SegDataset", "read_label", "reduce_zero_label", "build_dataset", "TrainPipeline"]
+__all__ = ["SegDataset", "TrainPipeline", "build_dataset", "read_label", "reduce_zero_label", "train_pipeline"]
 
 
 def read_label(path: str | os.PathLike) -> np.ndarray:
@@ -167,6 +167,14 @@ def build_dataset(data: dict[str, Any], split: str, num_classes: int, ignore_ind
         reduce_zero_label=data["reduce_zero_label"],
         ignore_index=ignore_index,
     )
+
+
+def train_pipeline(config: dict[str, Any]) -> TrainPipeline:
+    """The training pipeline a resolved config describes: ``data.pipeline``, normalized by the
+    model's ``data_preprocessor``, cropped with its ``ignore_index``."""
+    model = config["model"]
+    pre = model["data_preprocessor"]
+    return TrainPipeline(**config["data"]["pipeline"], mean=pre["mean"], std=pre["std"], ignore_index=model["ignore_index"])
 
 
 @dataclass

@@ -14,8 +14,11 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 
+from ..data.io import write_image
 from ..files import atomic_write, write_failure
 from ..ops.tuning import synchronize
 from ..progress import progress_bar
@@ -140,6 +143,17 @@ class TrainLogger:
         summary = {k: v for k, v in metrics.items() if k != "per_class"}
         self._write(f"Iter(val) [{iteration}]\n{table}")
         self._record({"mode": "val", "iter": iteration, **summary})
+
+    def log_images(self, iteration: int, pictures: dict[str, np.ndarray]) -> None:
+        """(H, W, 3) uint8 RGB ``pictures`` by name, to ``vis/iter_<iteration>/<name>.jpg`` and
+        TensorBoard (``val/<name>``), as MMSegmentation's SegVisualizationHook."""
+        if not (self.enabled and pictures):
+            return
+        folder = self.work_dir / "vis" / f"iter_{iteration}"
+        for name, picture in pictures.items():
+            write_image(folder / f"{name}.jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            if self.writer is not None:
+                self.writer.add_image(f"val/{name}", picture, iteration, dataformats="HWC")
 
     def log_kernels(self, iteration: int, choices: dict[str, str]) -> None:
         """Kernel choices made since the last call (:func:`swinseg.ops.choices`): a one-line

@@ -19,11 +19,12 @@ from tqdm import tqdm
 
 from .. import ops
 from ..configs import dump_config
-from ..data.dataset import TrainPipeline, build_dataset
+from ..data.dataset import build_dataset, train_pipeline
 from ..data.loader import TrainSet, build_train_loader
 from ..files import WriteError, atomic_write, check_writable, exclusive, removed_if_left_empty
 from ..models.factory import build_segmentor, resolve_config
-from ..predict import PredictOptions
+from ..predict import PredictOptions, predict
+from ..visualize import side_by_side
 from ..weights import load_checkpoint, native_meta
 from .checkpoints import BestKeeper, latest_checkpoint, load_state, prune, rng_state, save_state, set_rng_state
 from .distributed import get_rank, get_world_size, init_distributed, rank_zero_first, sync_batchnorm, wrap_ddp
@@ -92,15 +93,9 @@ class Trainer:
         if resume_path is not None:
             self._load(resume_path)
         self.best = BestKeeper(self.work_dir, train_cfg["save_best"])
-        pipeline = TrainPipeline(
-            **data_cfg["pipeline"],
-            mean=self.model.data_preprocessor["mean"],
-            std=self.model.data_preprocessor["std"],
-            ignore_index=self.model.ignore_index,
-        )
-        pre = self.model.data_preprocessor
+        pre = config["model"]["data_preprocessor"]
         self.batches = build_train_loader(
-            TrainSet(self.train_set, pipeline, train_cfg["seed"], data_cfg["skip_bad_samples"]),
+            TrainSet(self.train_set, train_pipeline(config), train_cfg["seed"], data_cfg["skip_bad_samples"]),
             data_cfg["batch_size"],
             pre["size"],
             pre["pad_val"],
@@ -289,8 +284,20 @@ class Trainer:
         metrics = metric.compute()
         if self.rank == 0:
             self.best.update(iteration, metrics, self._state(full=False))
+            logger.log_images(iteration, self._pictures())
         logger.log_val(iteration, metrics, metric.table(metrics))
         return metrics
+
+    def _pictures(self) -> dict[str, np.ndarray]:
+        """The first ``train.vis_images`` validation images, prediction | ground truth, by name."""
+        options = PredictOptions.from_config(self.config)
+        pictures = {}
+        for i in range(min(self.config["train"]["vis_images"], len(self.val_set))):
+            image, label = self.val_set[i]
+            prediction = predict(self.model, image, options)[0].numpy()
+            name = self.val_set.samples[i][0].relative_to(self.val_set.img_dir).with_suffix("")
+            pictures[str(name)] = side_by_side(image, prediction, label, self.val_set.classes, self.val_set.palette)
+        return pictures
 
     def _checkpoint(self, iteration: int, keep: int) -> None:
         state = self._state()

@@ -1,4 +1,4 @@
-"""``swinseg plot``: training curves (losses, learning rate, validation mIoU) from a work
+"""``swinseg plot``: training curves (losses, learning rate, validation mIoU, mDice...) from a work
 directory's ``scalars.jsonl``, drawn with matplotlib."""
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def plot_curves(work_dir: str | Path, out: str | Path | None = None) -> Path:
     axes[1].plot(steps, [r["lr"] for r in train])
     axes[1].set(title="learning rate", xlabel="iteration")
     axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    for key in ("mIoU", "mAcc", "aAcc"):
+    summary = dict.fromkeys(k for r in val for k in r if k == "aAcc" or (k.startswith("m") and k != "mode"))
+    for key in summary:  # mIoU, mAcc, aAcc, and mDice, mFscore... as test.metrics asked
         axes[2].plot([r["iter"] for r in val], [r.get(key) for r in val], marker="o", label=key)
     axes[2].set(title="validation (%)", xlabel="iteration")
     if val:

@@ -3,7 +3,7 @@ safe reading and atomic writing of files, downloads checked by hash. (Training s
 :mod:`swinseg.engine.checkpoints`; activation recomputation is the backbone's ``with_cp``.)"""
 
 from .architecture import checkpoint_config, infer_config, infer_segmentor_config
-from .convert import convert_checkpoint, hf_upernet_config
+from .convert import convert_checkpoint, hf_upernet_config, publish_checkpoint
 from .formats import FORMATS, detect_format, from_native, is_segmentor, to_native
 from .hub import cache_dir, download, is_url
 from .load import LoadReport, load_checkpoint, load_native, native_meta, read_dataset_meta, read_native, save_checkpoint
@@ -25,6 +25,7 @@ __all__ = [
     "load_checkpoint",
     "load_native",
     "native_meta",
+    "publish_checkpoint",
     "read_dataset_meta",
     "read_native",
     "save_checkpoint",

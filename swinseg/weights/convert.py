@@ -11,11 +11,12 @@ from typing import Any
 from ..files import atomic_write
 from .architecture import checkpoint_config
 from .formats import from_native, is_segmentor
+from .hub import sha256sum
 from .io import write_file
 from .load import NATIVE_FORMAT, read_dataset_meta, read_native
 from .preprocessing import SECTIONS, hf_preprocessor_config, mmseg_cfg_text
 
-__all__ = ["convert_checkpoint", "hf_upernet_config"]
+__all__ = ["convert_checkpoint", "hf_upernet_config", "publish_checkpoint"]
 
 
 def hf_upernet_config(config: dict[str, Any], dataset_meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -112,3 +113,24 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
             stacklevel=2,
         )
     return fmt, write_file({"model": out} if to == "official" and dest.suffix != ".safetensors" else out, dest)
+
+
+def publish_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: str = "mmseg") -> Path:
+    """MMSegmentation's ``publish_model.py``: the weights and metadata of ``source`` (a training
+    checkpoint or any layout; no optimizer, scaler or RNG state), as CPU tensors, in the ``mmseg``
+    layout (``.pth``, what MMSegmentation's ``load_checkpoint`` reads) or ``native``
+    (``.safetensors``), named ``<dest stem>-<first 8 hex digits of its SHA-256><suffix>``: the
+    model zoo's convention, which downloads check. Returns the file written."""
+    if to not in ("mmseg", "native"):
+        raise ValueError(f"publish writes the mmseg or native layout, got {to!r}")
+    dest = Path(dest)
+    suffix = ".safetensors" if to == "native" else ".pth"
+    stem = dest.name[: -len(dest.suffix)] if dest.suffix in (".pth", ".safetensors") else dest.name
+    staged = dest.with_name(f".{stem}.publishing{suffix}")
+    try:
+        convert_checkpoint(source, staged, to=to)
+        final = dest.with_name(f"{stem}-{sha256sum(staged)[:8]}{suffix}")
+        os.replace(staged, final)
+    finally:
+        staged.unlink(missing_ok=True)
+    return final

@@ -98,6 +98,7 @@ OUT_OF_RANGE: dict[str, st.SearchStrategy] = {
     "train.val_interval": INDEX,
     "train.checkpoint_interval": INDEX,
     "train.max_keep_ckpts": below(-1),
+    "train.vis_images": INDEX,
 }
 NULLABLE = {"train.clip_grad": POSITIVE, "data.num_workers": INDEX}  # null by default (off, automatic); numbers when set
 

@@ -56,7 +56,13 @@ def test_resumed_run_equals_straight_run(dataset, tmp_path, monkeypatch):
 
 def test_checkpoints_logs_and_best(dataset, tmp_path, capsys):
     config = tiny_train_config(
-        dataset, "schedule.max_iters=8", "train.checkpoint_interval=2", "train.max_keep_ckpts=2", "train.val_interval=4"
+        dataset,
+        "schedule.max_iters=8",
+        "train.checkpoint_interval=2",
+        "train.max_keep_ckpts=2",
+        "train.val_interval=4",
+        "train.vis_images=2",
+        "test.metrics=[mIoU,mDice]",
     )
     trainer = Trainer(config, tmp_path, progress=True)
     metrics = trainer.train()
@@ -79,8 +85,18 @@ def test_checkpoints_logs_and_best(dataset, tmp_path, capsys):
     assert train[-1]["lr"] == pytest.approx(config["optimizer"]["lr"] * (1 - 5 / 5))  # iteration 7 of 8: the last, at eta_min
     val = [r for r in records if r["mode"] == "val"]
     assert [r["iter"] for r in val] == [4, 8] and val[-1]["mIoU"] == metrics["mIoU"]
-    assert {"aAcc", "mIoU", "mAcc"} <= val[-1].keys() and "table" not in val[-1] and "per_class" not in val[-1]
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert {"aAcc", "mIoU", "mAcc", "mDice"} <= val[-1].keys() and "table" not in val[-1] and "per_class" not in val[-1]
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events
+    # the first 2 validation images, prediction | ground truth, at each validation (SegVisualizationHook)
+    names = [p[0].stem for p in trainer.val_set.samples[:2]]
+    for iteration in (4, 8):
+        assert sorted(p.stem for p in (tmp_path / "vis" / f"iter_{iteration}").iterdir()) == sorted(names)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert sorted(board.Tags()["images"]) == sorted(f"val/{n}" for n in names)
+    assert [e.step for e in board.Images(f"val/{names[0]}")] == [4, 8] and "val/mDice" in board.Tags()["scalars"]
     assert (tmp_path / "config.yaml").is_file()
 
     # a training checkpoint loads as a model (swinseg test / predict)

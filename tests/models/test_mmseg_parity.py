@@ -87,6 +87,12 @@ SMALL = dict(
     decode_head=dict(channels=32, dropout_ratio=0.0),
     auxiliary_head=dict(channels=16, dropout_ratio=0.0),
 )
+MM_SMALL = {  # SMALL as MMSegmentation's config overrides say it
+    "backbone": SMALL["backbone"],
+    "decode_head": dict(SMALL["decode_head"], in_channels=[32, 64, 128, 256]),
+    "auxiliary_head": dict(SMALL["auxiliary_head"], in_channels=128),
+}
+SEGMENTOR_REFERENCE = Path(__file__).with_name("mmseg_segmentor_reference.py")
 
 
 def test_segmentor_matches_mmsegmentation(tmp_path, monkeypatch):
@@ -109,14 +115,9 @@ def test_segmentor_matches_mmsegmentation(tmp_path, monkeypatch):
     labels = torch.randint(0, 150, (2, 96, 128), generator=gen)
     labels[0, :40] = 255
     torch.save((inputs, labels), tmp_path / "batch.pt")
-    mm_model = {
-        "backbone": SMALL["backbone"],
-        "decode_head": dict(SMALL["decode_head"], in_channels=[32, 64, 128, 256]),
-        "auxiliary_head": dict(SMALL["auxiliary_head"], in_channels=128),
-    }
     request = dict(
         config=SEG_CONFIG,
-        model=mm_model,
+        model=MM_SMALL,
         checkpoint=str(tmp_path / "theirs.pth"),
         images=images,
         crop_size=[256, 256],
@@ -124,8 +125,7 @@ def test_segmentor_matches_mmsegmentation(tmp_path, monkeypatch):
         loss_batch=str(tmp_path / "batch.pt"),
     )
     (tmp_path / "request.json").write_text(json.dumps(request))
-    reference = Path(__file__).with_name("mmseg_segmentor_reference.py")
-    subprocess.run([MMSEG_PYTHON, str(reference), str(tmp_path / "request.json"), str(tmp_path / "out.pt")], check=True)
+    subprocess.run([MMSEG_PYTHON, str(SEGMENTOR_REFERENCE), str(tmp_path / "request.json"), str(tmp_path / "out.pt")], check=True)
     expected = torch.load(tmp_path / "out.pt")
 
     assert expected["dataset_meta"]["classes"] == ours.dataset_meta["classes"]
@@ -145,3 +145,28 @@ def test_segmentor_matches_mmsegmentation(tmp_path, monkeypatch):
     assert set(losses) == set(expected["loss"])
     for key, value in expected["loss"].items():
         assert abs(losses[key].item() - value.item()) < 1e-4 * max(1.0, abs(value.item())), key
+
+
+def test_a_published_training_checkpoint_loads_into_mmsegmentations_upernet(tmp_path):
+    """swinseg publish of a training checkpoint (weights, optimizer, RNG state): MMSegmentation's
+    init_model / load_checkpoint reads it into its own UPerNet, which then computes our logits."""
+    import cv2
+
+    from swinseg.weights import native_meta, publish_checkpoint
+    from swinseg.weights.io import write_file
+
+    ours = randomize_(swinseg.create_model(SEG_CONFIG, **SMALL)).eval()
+    optimizer = torch.optim.AdamW(ours.parameters())
+    ours.loss(torch.randn(1, 3, 64, 64), torch.randint(0, 150, (1, 64, 64)))["decode.loss_ce"].backward()
+    optimizer.step()
+    state = {"state_dict": ours.state_dict(), "meta": native_meta(ours), "optimizer": optimizer.state_dict(), "iteration": 1}
+    write_file(state, tmp_path / "iter_1.pth")
+    published = publish_checkpoint(tmp_path / "iter_1.pth", tmp_path / "small_upernet.pth")
+    image = tmp_path / "img.png"
+    cv2.imwrite(str(image), torch.randint(0, 256, (120, 170, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8).numpy())
+    request = dict(config=SEG_CONFIG, model=MM_SMALL, checkpoint=str(published), images=[str(image)], crop_size=[96, 96], stride=[64, 64])
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    subprocess.run([MMSEG_PYTHON, str(SEGMENTOR_REFERENCE), str(tmp_path / "request.json"), str(tmp_path / "out.pt")], check=True)
+    ((logits, _),) = torch.load(tmp_path / "out.pt")["whole"]
+    mine = predict_logits(ours, str(image))
+    assert max_diff(mine, logits) < 1e-4 * logits.abs().max().item()
