@@ -167,6 +167,28 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .predict import is_segmentor
+    from .runtimes import load_runtime
+    from .runtimes.graphs import GRAPH_SUFFIXES, load_graph
+    from .serve import ServeSettings, serve
+
+    options = _options(args)
+    settings = ServeSettings(args.max_batch_size, args.max_delay_ms, args.max_body_mb, args.max_pixels, args.max_queue)
+
+    def load() -> Any:
+        if Path(args.model).suffix in GRAPH_SUFFIXES:
+            return load_graph(args.model, options)
+        model = _load(
+            args.model, args.checkpoint, args.device or ("cuda" if torch.cuda.is_available() else "cpu"), args.dtype, published=True
+        )
+        if not is_segmentor(model):
+            raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
+        return load_runtime(model, options)
+
+    serve(load, options, settings, host=args.host, port=args.port)
+
+
 def cmd_publish(args: argparse.Namespace) -> None:
     from .weights import publish_checkpoint
 
@@ -410,6 +432,31 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def _args_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a segmentor over HTTP: POST /predict, health, Prometheus metrics, a page to try it",
+        description="FastAPI on uvicorn (pip install 'swinseg[serve]'). POST /predict takes an image's bytes (or a multipart "
+        "field 'image') and returns the label map PNG that swinseg predict writes, or JSON with format=json; query options "
+        "mode, tta, confidence, topk, format. GET / is a page to try it; GET /health/live, /health/ready, /metrics. "
+        "SIGTERM stops accepting, answers the requests in flight, then exits.",
+    )
+    p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="registered segmentor name, checkpoint or exported graph")
+    p.add_argument("--checkpoint", type=_weights, help="weights: path or URL in any supported layout")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_at_least(0), default=8000, help="port (default 8000; 0: any free one, printed)")
+    _add_predict_options(p)
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--max-batch-size", type=_at_least(1), default=8, help="requests the model takes at once (default 8)")
+    p.add_argument("--max-delay-ms", type=float, default=10.0, help="how long a request waits for others to share its batch (default 10)")
+    p.add_argument("--max-body-mb", type=float, default=50.0, help="largest request body in MiB; larger: 413 (default 50)")
+    p.add_argument(
+        "--max-pixels", type=_at_least(1), default=2**26, help="largest image declared in its header; larger: 413 (default 8192 x 8192)"
+    )
+    p.add_argument("--max-queue", type=_at_least(1), default=64, help="requests waiting at most; more: 503 with Retry-After (default 64)")
+    p.set_defaults(func=cmd_serve)
+
+
 def _args_convert(sub: argparse._SubParsersAction) -> None:
     from .weights import FORMATS
 
@@ -512,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
         _args_plot,
         _args_classify,
         _args_predict,
+        _args_serve,
         _args_convert,
         _args_publish,
         _args_export,

@@ -24,6 +24,7 @@ __all__ = [
     "write_extras",
     "write_image",
     "write_npz",
+    "decode_image",
 ]
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
@@ -76,12 +77,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    return decode_image(np.fromfile(str(path), dtype=np.uint8), f"image {path}")
+
+
+def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarray:
+    """An encoded image (a file's bytes) as an (H, W, 3) uint8 RGB array, as files are read;
+    empty or undecodable bytes are an error naming ``name``."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if data.size == 0:
-        raise ValueError(f"image {path} is empty")
+        raise ValueError(f"{name} is empty")
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"cannot decode {path} as an image (corrupt or not an image file)")
+        raise ValueError(f"cannot decode {name} as an image (corrupt or not an image file)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
