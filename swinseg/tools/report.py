@@ -180,7 +180,7 @@ th button{all:unset;cursor:pointer;font-weight:600}th button:focus-visible{outli
 th[aria-sort=ascending] button::after{content:" ▲"}th[aria-sort=descending] button::after{content:" ▼"}
 tbody tr:hover{background:#f3f6fb}
 .scroll{max-height:640px;overflow:auto;display:inline-block;border-radius:8px}
-.facts td{text-align:left}.facts td:first-child{color:#5b6474;white-space:nowrap}
+.facts td,.pairs td:nth-child(-n+2),.pairs th:nth-child(-n+2){text-align:left}.facts td:first-child{color:#5b6474;white-space:nowrap}
 .wide{overflow:auto;background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:8px}
 figure{margin:0 0 18px}figcaption{color:#5b6474;font-size:13px;margin-top:4px}
 figure img,.wide img{display:block;max-width:100%;height:auto}
@@ -256,7 +256,7 @@ with no pixel to divide by.</p>
 <p class=sub>Rows are the ground truth, columns the prediction; each row is divided by its pixels.</p>
 <div class=wide><img src="confusion.png" alt="confusion matrix"></div>
 <h3>Most confused pairs</h3>
-<table><thead><tr><th>ground truth</th><th>predicted as</th><th>pixels</th><th>% of the class</th></tr></thead>
+<table class=pairs><thead><tr><th>ground truth</th><th>predicted as</th><th>pixels</th><th>% of the class</th></tr></thead>
 <tbody>{confused or "<tr><td colspan=4>no confusion</td></tr>"}</tbody></table>
 <h2>Worst images</h2>
 <p class=sub>The {len(rows)} images of the lowest mIoU of their own (over the classes in their label or prediction).</p>
