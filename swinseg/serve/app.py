@@ -107,8 +107,14 @@ def check_header(body: bytes, max_pixels: int) -> None:
         raise RequestError(
             413, f"the image declares {width} x {height} = {width * height} pixels, over the limit of {max_pixels} (--max-pixels)"
         )
-    if (kind == "JPEG" and not body.rstrip(b"\0").endswith(b"\xff\xd9")) or (kind == "PNG" and b"IEND" not in body[-16:]):
-        raise RequestError(400, f"the {kind} image is truncated")
+    if kind == "PNG" and b"IEND" not in body[-16:]:
+        raise RequestError(400, "the PNG image is truncated")
+    if kind == "JPEG" and not body.rstrip(b"\0").endswith(b"\xff\xd9"):  # cut short, or data after its end
+        try:
+            with Image.open(io.BytesIO(body)) as image:
+                image.load()  # raises on a file cut short, not on trailing data
+        except OSError:
+            raise RequestError(400, "the JPEG image is truncated") from None
 
 
 async def read_body(request: Any, limit: int) -> bytes:

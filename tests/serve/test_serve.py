@@ -137,6 +137,8 @@ def test_bad_requests_are_4xx_json_and_the_server_lives_on(server, files):
         assert response.status_code == status, (named, response.text)
         assert named in response.json()["error"] and "\n" not in response.json()["error"]
     assert httpx.get(f"{server}/health/live").json() == {"status": "live"}
+    trailing = httpx.post(f"{server}/predict", content=jpeg + b"camera data after the end", timeout=60)
+    assert trailing.status_code == 200  # data after a JPEG's end is not a truncation
     again = httpx.post(f"{server}/predict", content=images[1].read_bytes(), timeout=60)
     assert again.content == expected[images[1].name]
 
