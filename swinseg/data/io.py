@@ -77,7 +77,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    return decode_image(np.fromfile(str(path), dtype=np.uint8), f"image {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"image {path} is empty")
+    return decode_image(data, str(path))
 
 
 def decode_image(data: bytes | np.ndarray, name: str = "the image") -> np.ndarray:
