@@ -41,6 +41,7 @@ def serve(
     except OSError as e:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(2048)  # before the address is printed: a client that connects at once waits, it is not refused
     bound = sock.getsockname()[1]
     print(f"serving on http://{host}:{bound} (ready once the model is loaded: GET /health/ready)", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30, access_log=False)

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import swinseg
-from swinseg.cli import main
 
 from ..helpers import chromium, tiny_segmentor
 
@@ -27,8 +26,15 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
 
+def _environment(tmp):
+    """The server's and the reference ``swinseg predict``'s: one SWINSEG_HOME and no kernel timing,
+    so that both processes run the same kernels (timing on a loaded machine can pick others,
+    whose round-off moves near-tie pixels of random weights)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "SWINSEG_HOME": str(tmp / "home"), "SWINSEG_KERNELS": "tune=off"}
+
+
 def _start(checkpoint, *flags):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = _environment(checkpoint.parent)
     proc = subprocess.Popen(
         [sys.executable, "-m", "swinseg.cli", "serve", str(checkpoint), "--port", "0", *flags],
         stderr=subprocess.PIPE,
@@ -41,7 +47,11 @@ def _start(checkpoint, *flags):
     url = f"http://127.0.0.1:{match.group(1)}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        ready = httpx.get(f"{url}/health/ready", timeout=5)
+        try:
+            ready = httpx.get(f"{url}/health/ready", timeout=5)
+        except httpx.ConnectError:  # the process is still starting
+            time.sleep(0.2)
+            continue
         if ready.status_code == 200:
             return proc, url
         assert ready.status_code == 503 and "error" in ready.json()
@@ -65,7 +75,8 @@ def files(tmp_path_factory):
         path = tmp / f"img{i}.png"
         cv2.imwrite(str(path), cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (5, 5), 0))
         images.append(path)
-    assert main(["predict", str(checkpoint), *map(str, images), "--out", str(tmp / "expected")]) == 0
+    command = [sys.executable, "-m", "swinseg.cli", "predict", str(checkpoint), *map(str, images), "--out", str(tmp / "expected")]
+    subprocess.run(command, env=_environment(tmp), check=True, capture_output=True)
     expected = {p.name: (tmp / "expected" / p.name).read_bytes() for p in images}
     return tmp, checkpoint, images, expected
 
