@@ -69,7 +69,7 @@ def main() -> None:
     started = time.perf_counter()
     for r in range(args.rounds):
         for case in args.cases:
-            for name, tree in (trees.items() if r % 2 == 0 else reversed(trees.items())):
+            for name, tree in trees.items() if r % 2 == 0 else reversed(trees.items()):
                 times[case][name].append(time_in(tree, case, args.calls, args.threads, env))
         print(f"round {r + 1}/{args.rounds} done after {time.perf_counter() - started:.0f} s", flush=True)
 

@@ -237,6 +237,19 @@ def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help=help + " (repeated --set flags all apply)")
 
 
+def _add_device(parser: argparse.ArgumentParser, default: str | None = None, torchrun: bool = False) -> None:
+    where = (
+        f"default {default}" if default else "default: cuda if available" + ("; under torchrun, one device per process" if torchrun else "")
+    )
+    parser.add_argument("--device", default=default, help=f"cpu or cuda ({where})")
+
+
+def _add_segmentor(parser: argparse.ArgumentParser, what: str = "registered segmentor name or checkpoint file") -> None:
+    """MODEL_OR_CHECKPOINT and ``--checkpoint``, as predict and serve take them."""
+    parser.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help=what)
+    parser.add_argument("--checkpoint", type=_weights, help="weights: path or URL in any supported layout")
+
+
 def _add_dtype(
     parser: argparse.ArgumentParser, help: str = "weights and inputs in this dtype (default fp32); logits are resized in fp32"
 ) -> None:
@@ -310,7 +323,7 @@ def _args_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (fp16 uses a gradient scaler)")
     p.add_argument("--tf32", choices=("on", "off"), help="TF32 matmuls and convolutions on NVIDIA GPUs (default: PyTorch's)")
     _add_set(p, "config overrides, e.g. data.batch_size=4 train.accumulate=2")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_device(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -333,7 +346,7 @@ def _args_test(sub: argparse._SubParsersAction) -> None:
         "--tolerance", type=float, default=0.5, help="mIoU points from the published number beyond which the doctor runs (default 0.5)"
     )
     _add_set(p, "config overrides, e.g. data.root=/data/ade")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_device(p)
     p.set_defaults(func=cmd_test)
 
 
@@ -366,7 +379,7 @@ def _args_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=int, default=200, help="images timed (default 200, as MMSegmentation)")
     p.add_argument("--warmup", type=int, default=5, help="untimed images first (default 5)")
     _add_set(p, "config overrides, e.g. data.root=...")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_device(p)
     _add_predict_options(p)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
@@ -398,7 +411,7 @@ def _args_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--random-weights", action="store_true", help="classify with untrained weights (a smoke test; the answers mean nothing)")
     p.add_argument("--size", type=int, help="input size (default: the model's pre-training size)")
     p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--device", default="cpu")
+    _add_device(p, default="cpu")
     _add_dtype(p)
     p.set_defaults(func=cmd_classify)
 
@@ -412,13 +425,12 @@ def _args_predict(sub: argparse._SubParsersAction) -> None:
         "class ids) and DIR/<name>_overlay.jpg per image; DIR/<name>_overlay.mp4 per video; DIR/<name>.tif for TIFF "
         "scenes over 8192 x 8192 pixels, streamed at native resolution.",
     )
-    p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="registered segmentor name or checkpoint file")
+    _add_segmentor(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("--checkpoint", type=_weights, help="weights: path or URL in any supported layout")
     p.add_argument("--out", required=True, help="output directory")
     _add_predict_options(p)
     p.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available; under torchrun, one device per process)")
+    _add_device(p, torchrun=True)
     p.add_argument("--batch-size", type=int, default=1, help="images decoded and written together (each is computed on its own)")
     p.add_argument("--confidence", action="store_true", help="also write <name>_conf.png: the predicted class's probability")
     p.add_argument("--confidence-bits", type=int, choices=(8, 16), help="with --confidence: PNG depth, 0..255 or 0..65535 (default 8)")
@@ -441,12 +453,11 @@ def _args_serve(sub: argparse._SubParsersAction) -> None:
         "mode, tta, confidence, topk, format. GET / is a page to try it; GET /health/live, /health/ready, /metrics. "
         "SIGTERM stops accepting, answers the requests in flight, then exits.",
     )
-    p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="registered segmentor name, checkpoint or exported graph")
-    p.add_argument("--checkpoint", type=_weights, help="weights: path or URL in any supported layout")
+    _add_segmentor(p, "registered segmentor name, checkpoint or exported graph")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_at_least(0), default=8000, help="port (default 8000; 0: any free one, printed)")
     _add_predict_options(p)
-    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    _add_device(p)
     p.add_argument("--max-batch-size", type=_at_least(1), default=8, help="requests the model takes at once (default 8)")
     p.add_argument("--max-delay-ms", type=float, default=10.0, help="how long a request waits for others to share its batch (default 10)")
     p.add_argument("--max-body-mb", type=float, default=50.0, help="largest request body in MiB; larger: 413 (default 50)")

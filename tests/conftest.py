@@ -45,14 +45,12 @@ def _kernel_state_per_test():
     """No test sees kernel choices another left in the process (forced, or restored from a
     training checkpoint): a test's numbers never depend on the order tests run in. Choices kept
     on disk stay: they are this machine's."""
-    from swinseg.ops import tuning
+    from swinseg.ops.tuning import STATE
 
-    saved = dict(tuning._forced), dict(tuning._restored)
+    forced, restored = dict(STATE.forced), dict(STATE.restored)
     yield
-    for table, before in zip((tuning._forced, tuning._restored), saved, strict=True):
-        table.clear()
-        table.update(before)
-    tuning._chosen.clear()
+    STATE.forced, STATE.restored = forced, restored
+    STATE.chosen.clear()
 
 
 @pytest.fixture

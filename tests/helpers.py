@@ -7,8 +7,16 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
+
+from swinseg.configs import load_config
+from swinseg.models import resolve_config
+from swinseg.models.segmentor import EncoderDecoder
+from swinseg.tools.demo import DEMO_CONFIG, TINY_MODEL
+
+__all__ = ["DEMO_CONFIG", "TINY_MODEL", "TINY_OVERRIDES", "chromium", "max_diff", "randomize_", "tiny_segmentor", "tiny_train_config"]
 
 
 @torch.no_grad()
@@ -39,8 +47,6 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
 
 
-from swinseg.tools.demo import DEMO_CONFIG, TINY_MODEL  # noqa: E402  (re-exported for the tests)
-
 # The demo config shrunk to a very small model, 32x32 crops and 6 iterations.
 TINY_OVERRIDES = [
     *TINY_MODEL,
@@ -56,17 +62,12 @@ TINY_OVERRIDES = [
 def tiny_train_config(root, *overrides: str) -> dict:
     """:data:`TINY_OVERRIDES` of the demo config on ``root`` (a dataset written by
     ``swinseg.tools.synthetic.write_dataset``), then ``overrides``."""
-    from swinseg.configs import load_config
-    from swinseg.models import resolve_config
-
     return resolve_config(load_config(DEMO_CONFIG, [f"data.root={root}", *TINY_OVERRIDES, *overrides]))
 
 
 def tiny_segmentor(num_classes: int = 5, **overrides: object) -> nn.Module:
     """A 16-wide Swin-UPerNet without auxiliary head, randomized, in eval mode; test scale 96 x 64
     unless ``overrides`` (EncoderDecoder arguments) say otherwise."""
-    from swinseg.models.segmentor import EncoderDecoder
-
     torch.manual_seed(0)
     arguments = dict(
         backbone=dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)),
@@ -81,8 +82,6 @@ def tiny_segmentor(num_classes: int = 5, **overrides: object) -> nn.Module:
 def chromium(width: int = 1280, height: int = 1600) -> Iterator[Any]:
     """Debian's headless Chromium driven by Selenium through its chromedriver, its console kept
     (``driver.get_log("browser")``); skips the test where either is missing."""
-    import pytest
-
     webdriver = pytest.importorskip("selenium.webdriver")
     driver_path = shutil.which("chromedriver")
     if driver_path is None:

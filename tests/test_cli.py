@@ -13,7 +13,7 @@ from swinseg.cli import main
 from swinseg.data import Preprocessing, read_image
 from swinseg.predict import predict
 
-from .helpers import randomize_
+from .helpers import DEMO_CONFIG, randomize_
 
 SMALL = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
 
@@ -221,3 +221,9 @@ def test_predict_rejects_a_classifier_and_missing_inputs(tmp_path, capsys, segme
     assert "not a segmentation model" in capsys.readouterr().err
     assert main(["predict", str(ckpt), str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
     assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_repeated_set_flags_all_apply(capsys):
+    assert main(["config", DEMO_CONFIG, "--set", "train.seed=7", "--set", "train.amp=bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 7" in out and "amp: bf16" in out

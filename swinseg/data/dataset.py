@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
-from ..configs.ranges import CONFIG_RANGES, check_ranges
+from ..configs.rules import CONFIG_RULES, check_rules
 from .classes import ade20k_classes, ade20k_palette, default_dataset_meta
 from .io import read_image
 from .transforms import photometric_distortion, random_crop, random_flip, random_resize, to_input
@@ -143,9 +143,7 @@ class SegDataset:
 
 
 def build_dataset(data: dict[str, Any], split: str, num_classes: int, ignore_index: int = 255) -> SegDataset:
-    """The ``train`` or ``val`` split of a config's ``data`` section for a model of ``num_classes``."""
-    if data["type"] not in ("ade20k", "custom"):
-        raise ValueError(f"data.type must be 'ade20k' or 'custom', got {data['type']!r}")
+    """The ``train`` or ``val`` split of a resolved config's ``data`` section for a model of ``num_classes``."""
     if data["type"] == "ade20k":
         classes, palette = data["classes"] or ade20k_classes(), data["palette"] or ade20k_palette()
     else:
@@ -195,7 +193,7 @@ class TrainPipeline:
 
     def __post_init__(self) -> None:
         """Every value checked where it enters, named as the config names it (``data.pipeline.*``)."""
-        check_ranges(vars(self), CONFIG_RANGES["data"]["pipeline"], "data.pipeline.")
+        check_rules(vars(self), CONFIG_RULES["data"]["pipeline"], "data.pipeline.")
         for name in ("scale", "crop_size", "ratio_range"):
             if len(getattr(self, name)) != 2:
                 raise ValueError(f"data.pipeline.{name} must be a pair, got {list(getattr(self, name))}")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..configs.defaults import IMAGENET_MEAN, IMAGENET_STD
-from ..configs.ranges import PROBABILITY
+from ..configs.rules import PROBABILITY
 
 __all__ = [
     "scale_size",

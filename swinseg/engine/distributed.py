@@ -42,7 +42,7 @@ def init_distributed(device: str | None = None) -> torch.device:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
         if dev.type not in BACKENDS:
-            raise ValueError(f"--device {device}: several processes train on {', '.join(BACKENDS)} devices only")
+            raise ValueError(f"device={device!r}: several processes train on {', '.join(BACKENDS)} devices only")
         dist.init_process_group(BACKENDS[dev.type])
     return dev
 

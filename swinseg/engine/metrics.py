@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..configs.rules import METRICS
+
 __all__ = ["METRICS", "IoUMetric", "area_metrics", "check_metrics", "config_metrics", "confusion", "intersect_and_union", "summary_keys"]
 
 
@@ -33,7 +35,6 @@ def intersect_and_union(pred: Tensor, label: Tensor, num_classes: int, ignore_in
     return torch.stack([intersect, area_pred + area_label - intersect, area_pred, area_label])
 
 
-METRICS = ("mIoU", "mDice", "mFscore")
 # what each of MMSegmentation's iou_metrics adds per class, in its order
 PER_CLASS = {"mIoU": ("IoU", "Acc"), "mDice": ("Dice", "Acc"), "mFscore": ("Fscore", "Precision", "Recall")}
 

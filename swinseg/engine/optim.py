@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..configs.ranges import CONFIG_RANGES, check_ranges
+from ..configs.rules import CONFIG_RULES, check_rules
 
 __all__ = ["no_decay_names", "build_optimizer", "WarmupPolyLR"]
 
@@ -60,7 +60,7 @@ class WarmupPolyLR:
     eta_min: float = 0.0
 
     def __post_init__(self) -> None:
-        check_ranges(vars(self), CONFIG_RANGES["schedule"], "schedule.")
+        check_rules(vars(self), CONFIG_RULES["schedule"], "schedule.")
         if not 0 <= self.warmup_iters < self.max_iters - 1:
             raise ValueError(f"schedule: warmup_iters={self.warmup_iters} must lie in [0, max_iters - 1) (max_iters={self.max_iters})")
 

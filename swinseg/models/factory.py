@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..configs import CONFIG_DIR, list_configs, load_config
-from ..configs.ranges import CONFIG_RANGES, check_ranges
+from ..configs.rules import CONFIG_RULES, check_rules
 from ..configs.schema import full_config, merge_config, plain
 from ..ops import parse_dtype
 from ..weights import checkpoint_config, is_url, load_checkpoint, load_native, read_native
@@ -25,7 +25,7 @@ from .segmentor import EncoderDecoder
 from .swin import SwinTransformer
 from .zoo import ModelSpec, get_spec, list_models
 
-__all__ = ["Source", "build_segmentor", "create_model", "resolve", "resolve_config", "validated_config"]
+__all__ = ["ResolvedConfig", "Source", "build_segmentor", "create_model", "resolve", "resolve_config", "validated_config"]
 
 KINDS = ("registered", "config", "checkpoint")
 
@@ -89,21 +89,32 @@ def _classes_follow(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
     return {**overrides, "auxiliary_head": {**(overrides.get("auxiliary_head") or {}), "num_classes": classes}}
 
 
-def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+class ResolvedConfig(dict):
+    """A config as :func:`resolve_config` returns it: its model spelled out, every value checked
+    against :data:`~swinseg.configs.rules.CONFIG_RULES`. Functions that take a config (the
+    trainer, :func:`create_model`) use it as it is instead of resolving it again."""
+
+
+def resolve_config(config: dict[str, Any]) -> ResolvedConfig:
     """``config`` with its ``model`` section (``name`` + overrides) spelled out as the registered
-    model's whole config with the overrides merged; an unknown key is an error naming it."""
+    model's whole config with the overrides merged, checked once against the rules table; an
+    unknown key or a value against its rule is an error naming it. A resolved config comes back
+    as it is."""
+    if isinstance(config, ResolvedConfig):
+        return config
     section = dict(config.get("model") or {})
     name = section.pop("name", None)
     if not name:
         raise ValueError("config has no model.name (a registered segmentor, see swinseg models '*upernet*')")
     spec = get_spec(name)
     resolved = {**config, "model": plain({"name": name, **merge_config(spec.config, _classes_follow(spec.config, section), "model.")})}
-    check_ranges(resolved, CONFIG_RANGES)
-    return resolved
+    check_rules(resolved, CONFIG_RULES)
+    return ResolvedConfig(resolved)
 
 
 def create_model(
     name: str | os.PathLike | dict[str, Any] | Source,
+    *,
     pretrained: bool | str | os.PathLike | None = None,
     dtype: str | torch.dtype | None = None,
     **overrides: Any,
@@ -142,7 +153,7 @@ def build_segmentor(config: dict[str, Any]) -> EncoderDecoder:
     return model
 
 
-def validated_config(config: dict[str, Any]) -> dict[str, Any]:
+def validated_config(config: dict[str, Any]) -> ResolvedConfig:
     """:func:`resolve_config`, then the segmentor built on the meta device (no memory, no time),
     so that the rules between keys that only the constructors know (out_indices and in_index
     within the stages, widths divisible by the heads) are checked as a training run would."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..configs.ranges import HEAD_RANGES, check_ranges
+from ..configs.rules import HEAD_RULES, check_rules
 from ..ops import conv3x3
 
 __all__ = ["AdaptiveAvgPool", "ConvModule", "ReLU", "DecodeHead", "UPerHead", "FCNHead", "resize"]
@@ -150,7 +150,7 @@ class DecodeHead(nn.Module):
             dropout_ratio=dropout_ratio,
             loss_weight=loss_weight,
         )
-        check_ranges(values, HEAD_RANGES, f"{type(self).__name__}: ")
+        check_rules(values, HEAD_RULES, f"{type(self).__name__}: ")
         self.in_channels = in_channels
         self.in_index = in_index
         self.channels = channels
@@ -185,7 +185,7 @@ class UPerHead(DecodeHead):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__(list(in_channels), list(in_index), channels, num_classes, dropout_ratio, align_corners, loss_weight)
-        check_ranges({"pool_scales": pool_scales}, HEAD_RANGES, "UPerHead: ")
+        check_rules({"pool_scales": pool_scales}, HEAD_RULES, "UPerHead: ")
         if len(in_channels) != len(in_index):
             raise ValueError(f"UPerHead needs one in_channels entry per in_index, got {list(in_channels)} for {list(in_index)}")
         self.psp_modules = nn.ModuleList(
@@ -230,7 +230,7 @@ class FCNHead(DecodeHead):
         loss_weight: float = 0.4,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio, align_corners, loss_weight)
-        check_ranges({"num_convs": num_convs}, HEAD_RANGES, "FCNHead: ")
+        check_rules({"num_convs": num_convs}, HEAD_RULES, "FCNHead: ")
         if num_convs == 0 and in_channels != channels:
             raise ValueError(f"FCNHead with num_convs=0 needs in_channels == channels, got {in_channels} and {channels}")
         widths = [in_channels] + [channels] * num_convs

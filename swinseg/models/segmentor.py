@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..configs.defaults import DATA_PREPROCESSOR, TEST_CFG, TEST_PIPELINE
-from ..configs.ranges import MODEL_RANGES, check_ranges
+from ..configs.rules import MODEL_RULES, check_rules
 from ..data.classes import default_dataset_meta
 from ..data.transforms import Preprocessing
 from .heads import FCNHead, UPerHead, resize
@@ -200,9 +200,9 @@ class EncoderDecoder(nn.Module):
         ignore_index: int = 255,
     ) -> None:
         super().__init__()
-        check_ranges(
+        check_rules(
             dict(data_preprocessor=data_preprocessor, test_cfg=test_cfg, test_pipeline=test_pipeline, ignore_index=ignore_index),
-            MODEL_RANGES,
+            MODEL_RULES,
         )
         self.backbone = SwinTransformer(**(backbone or {}))
         channels = self.backbone.num_features

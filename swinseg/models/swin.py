@@ -18,20 +18,18 @@ Weight layout (the native one; converters in :mod:`swinseg.weights` map the othe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache, partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from ..configs.ranges import BACKBONE_RANGES, check_ranges
+from ..configs.rules import BACKBONE_RULES, check_rules
 from ..configs.schema import plain
 from ..data.transforms import Preprocessing
-from ..ops import chunk_tokens, linear, relative_position_index, window_attention
+from ..ops import linear, padded, relative_position_index, shift_window_mask, swin_block, window_attention
 
-__all__ = ["SwinTransformer", "shift_window_mask"]
+__all__ = ["SwinTransformer", "shifted_window_attention", "window_partition", "window_reverse"]
 
 
 class DropPath(nn.Module):
@@ -50,82 +48,6 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-def shift_window_mask(height: int, width: int, window: int, shift: int, device: torch.device | None = None) -> Tensor:
-    """Additive attention mask for shifted windows over a padded ``height`` x ``width`` map.
-
-    Along each axis the slices ``[0, -window)``, ``[-window, -shift)``, ``[-shift, end)`` form
-    three regions; token pairs from different regions get -100. Returns (num_windows, N, N).
-    """
-
-    def regions(size: int) -> Tensor:
-        idx = torch.arange(size, device=device)
-        return (idx >= size - window).long() + (idx >= size - shift).long()
-
-    rows, cols = window_coordinates(height, width, window, device)
-    region = (regions(height)[rows] * 3 + regions(width)[cols]).view(-1, window * window)
-    different = region[:, :, None] != region[:, None, :]
-    return torch.zeros(different.shape, device=device).masked_fill_(different, -100.0)
-
-
-_MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default)
-
-
-def _keep_widening_matmuls(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> cp.CheckpointPolicy:
-    if op in _MATMULS:
-        a, b = args[-2:]
-        if b.shape[1] > a.shape[1]:
-            return cp.CheckpointPolicy.MUST_SAVE
-    return cp.CheckpointPolicy.PREFER_RECOMPUTE
-
-
-# Selective recomputation of a training block: it keeps its input and the outputs of its widening
-# linear layers (qkv, fc1); the backward pass recomputes the rest: norms, padding, shifts,
-# attention, GELU and the attention output projection (fc2 is never recomputed: recomputation
-# stops once fc2's input is rebuilt).
-keep_widening_matmuls = partial(cp.create_selective_checkpoint_contexts, _keep_widening_matmuls)
-
-
-def padded(size: int, multiple: int) -> int:
-    """``size`` rounded up to a multiple of ``multiple``; written so that traced sizes simplify."""
-    return (size + multiple - 1) // multiple * multiple
-
-
-def window_coordinates(height: int, width: int, window: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """Row and column in a ``height`` x ``width`` map (multiples of ``window``) of each position
-    of window order (windows row by row, the tokens of a window row by row): two (height * width,)
-    long tensors. Built by broadcasting, so that traced sizes add no guards."""
-    shape = (height // window, width // window, window, window)
-    rows = torch.arange(height, device=device).view(-1, 1, window, 1).expand(shape)
-    cols = torch.arange(width, device=device).view(1, -1, 1, window).expand(shape)
-    return rows.flatten(), cols.flatten()
-
-
-def window_order(height: int, width: int, window: int, shift: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """The token permutation of shifted-window attention on a ``height`` x ``width`` map.
-
-    Padding bottom/right to multiples of ``window`` (``Hp``, ``Wp``), rolling by ``-shift`` and
-    partitioning into windows reorder the tokens. ``order`` (Hp * Wp,): for each window-order
-    position, its token's index in the padded map; ``inverse`` (height * width,): for each token
-    of the map, its window-order position (the reverse: unpartition, roll back and crop).
-    """
-    Hp, Wp = padded(height, window), padded(width, window)
-    rows, cols = window_coordinates(Hp, Wp, window, device)
-    if shift:
-        rows = torch.roll(torch.arange(Hp, device=device), -shift)[rows]
-        cols = torch.roll(torch.arange(Wp, device=device), -shift)[cols]
-    index = torch.arange(Hp * Wp, device=device)
-    order = index.view(Hp, Wp)[rows, cols]
-    position = torch.empty_like(index).scatter_(0, order, index).view(Hp, Wp)
-    inverse = position[torch.arange(height, device=device)[:, None], torch.arange(width, device=device)[None, :]]
-    return order, inverse.flatten()
-
-
-@lru_cache(maxsize=64)
-def _cached_window_order(height: int, width: int, window: int, shift: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    with torch.inference_mode(False):  # usable by training after an inference-mode call made them
-        return window_order(height, width, window, shift, device)
 
 
 class PatchEmbed(nn.Module):
@@ -239,12 +161,44 @@ class WindowAttention(nn.Module):
         return self.proj_drop(linear(x.transpose(2, 3).reshape(B, nW, N, C), self.proj))
 
 
-class SwinBlock(nn.Module):
-    """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` on (B, H, W, C) maps.
+def window_partition(x: Tensor, window: int) -> Tensor:
+    """(B, H, W, C), H and W multiples of ``window`` -> (B, num_windows, window^2, C): windows
+    row by row, the tokens of each window row by row."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // window, window, W // window, window, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(B, -1, window * window, C)
 
-    The attention pads the map bottom/right to a multiple of the window, rolls it by ``-shift``,
-    attends within windows, rolls back and crops.
-    """
+
+def window_reverse(windows: Tensor, window: int, height: int, width: int) -> Tensor:
+    """The inverse of :func:`window_partition`: (B, num_windows, window^2, C) -> (B, height, width, C)."""
+    B, C = windows.shape[0], windows.shape[-1]
+    x = windows.view(B, height // window, width // window, window, window, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(B, height, width, C)
+
+
+def shifted_window_attention(x: Tensor, attn: WindowAttention, window: int, shift: int, shift_mask: Tensor | None) -> Tensor:
+    """Self-attention within ``window`` x ``window`` windows of a (B, H, W, C) map, shifted by
+    ``shift`` (the paper's W-MSA and SW-MSA) -> (B, H, W, C)."""
+    B, H, W, C = x.shape
+    # pad bottom/right to multiples of the window
+    Hp, Wp = padded(H, window), padded(W, window)
+    x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
+    # cyclic shift towards the top left: shifted windows become regular ones
+    x = torch.roll(x, (-shift, -shift), dims=(1, 2))
+    # partition into windows of window^2 tokens
+    windows = window_partition(x, window)
+    # attention in each window, with the relative position bias; the shift mask keeps apart
+    # tokens that the cyclic shift brought together
+    windows = attn(windows, attn.attention_mask(window, shift_mask))
+    # reverse the partition, the shift and the padding
+    x = window_reverse(windows, window, Hp, Wp)
+    x = torch.roll(x, (shift, shift), dims=(1, 2))
+    return x[:, :H, :W]
+
+
+class SwinBlock(nn.Module):
+    """``x + attention(norm1(x))`` then ``x + mlp(norm2(x))`` on (B, H, W, C) maps, the attention
+    within windows shifted by ``shift``."""
 
     def __init__(
         self,
@@ -257,6 +211,7 @@ class SwinBlock(nn.Module):
         drop: float,
         attn_drop: float,
         drop_path: float,
+        with_cp: bool,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dims)
@@ -264,51 +219,17 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dims)
         self.mlp = Mlp(dims, int(dims * mlp_ratio), drop)
         self.drop_path = DropPath(drop_path)
+        self.with_cp = with_cp
+
+    def steps(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
+        """What the block computes, as written: (B, H, W, C) -> same shape."""
+        x = x + self.drop_path(shifted_window_attention(self.norm1(x), self.attn, window, shift, mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def forward(self, x: Tensor, window: int, shift: int, mask: Tensor | None) -> Tensor:
-        """(B, H, W, C) -> same shape. In eval mode without gradients on a CPU (eager), the
-        attention and the MLP may work on chunks of tokens (:func:`swinseg.ops.chunk_tokens`)."""
-        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling() or x.device.type != "cpu":
-            return self._forward(x, window, shift, mask, None)
-        tokens = chunk_tokens(lambda tokens: self._forward(x, window, shift, mask, tokens), x)
-        return self._forward(x, window, shift, mask, tokens)
-
-    def _forward(self, x: Tensor, window: int, shift: int, mask: Tensor | None, tokens: int | None) -> Tensor:
-        x = x + self.drop_path(self._window_attention(self.norm1(x), window, shift, mask, tokens))
-        if tokens is None:
-            return x + self.drop_path(self.mlp(self.norm2(x)))
-        for image in x:
-            flat = image.view(-1, x.shape[-1])
-            for i in range(0, flat.shape[0], tokens):
-                rows = flat[i : i + tokens]
-                rows += self.mlp(self.norm2(rows))
-        return x
-
-    def _attend(self, windows: Tensor, attn_mask: Tensor, tokens: int | None) -> Tensor:
-        """Attention over (B, num_windows, N, C) windows; with ``tokens``, over runs of whole
-        windows of one image at a time (contiguous slices)."""
-        B, nW, N, _ = windows.shape
-        per = max((tokens or 0) // N, 1)
-        if tokens is None or (B == 1 and nW <= per):
-            return self.attn(windows, attn_mask)
-        out = torch.empty_like(windows)
-        for b in range(B):
-            for i in range(0, nW, per):
-                part = attn_mask if attn_mask.shape[0] == 1 else attn_mask[i : i + per]
-                out[b : b + 1, i : i + per] = self.attn(windows[b : b + 1, i : i + per], part)
-        return out
-
-    def _window_attention(self, x: Tensor, window: int, shift: int, mask: Tensor | None, tokens: int | None) -> Tensor:
-        """Pad, roll, partition, attend and undo it all, with the two gathers of :func:`window_order`."""
-        B, H, W, C = x.shape
-        Hp, Wp = padded(H, window), padded(W, window)
-        tracing = torch.compiler.is_compiling()
-        if tracing or (Hp, Wp) != (H, W):  # no branch on a traced size
-            x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
-        order, inverse = (window_order if tracing else _cached_window_order)(H, W, window, shift, x.device)
-        windows = x.reshape(B, Hp * Wp, C).index_select(1, order).view(B, -1, window * window, C)
-        attended = self._attend(windows, self.attn.attention_mask(window, mask), tokens)
-        return attended.view(B, Hp * Wp, C).index_select(1, inverse).view(B, H, W, C)
+        """:meth:`steps`, run as :func:`swinseg.ops.swin_block` chooses (windows by gathers, in
+        chunks without gradients on a CPU, recomputed in the backward pass of training)."""
+        return swin_block(self, x, window, shift, mask)
 
 
 class SwinStage(nn.Module):
@@ -338,9 +259,9 @@ class SwinStage(nn.Module):
         super().__init__()
         self.window_size = window_size
         self.always_partition = always_partition
-        self.with_cp = with_cp
         self.blocks = nn.ModuleList(
-            SwinBlock(dims, num_heads, window_size, mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i]) for i in range(depth)
+            SwinBlock(dims, num_heads, window_size, mlp_ratio, qkv_bias, qk_scale, drop, attn_drop, drop_path[i], with_cp)
+            for i in range(depth)
         )
         self.downsample = PatchMerging(dims, patch_norm) if downsample else None
 
@@ -362,13 +283,7 @@ class SwinStage(nn.Module):
         if shift and len(self.blocks) > 1:
             mask = shift_window_mask(padded(H, window), padded(W, window), window, shift, x.device)
         for i, block in enumerate(self.blocks):
-            args = (window, shift, mask) if i % 2 else (window, 0, None)
-            if not torch.is_grad_enabled() or not (x.requires_grad or block.attn.qkv.weight.requires_grad):
-                x = block(x, *args)
-            elif self.with_cp:
-                x = cp.checkpoint(block, x, *args, use_reentrant=False)
-            else:
-                x = cp.checkpoint(block, x, *args, use_reentrant=False, context_fn=keep_widening_matmuls)
+            x = block(x, window, shift, mask) if i % 2 else block(x, window, 0, None)
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
@@ -434,7 +349,7 @@ class SwinTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = plain({k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        check_ranges(self.config, BACKBONE_RANGES, "SwinTransformer: ")
+        check_rules(self.config, BACKBONE_RULES, "SwinTransformer: ")
         num_stages = len(depths)
         if len(num_heads) != num_stages or len(strides) != num_stages:
             raise ValueError(

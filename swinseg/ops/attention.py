@@ -11,16 +11,15 @@ Which one runs is chosen by :mod:`swinseg.ops.tuning`, per dtype and shape class
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .tuning import choose, register
+from .dispatch import Call, Kernel, Operation
 
 __all__ = ["KERNELS", "window_attention"]
-
-KERNELS = ("sdpa", "bmm", "bmm_f32")
-register("attention", KERNELS)
 
 
 def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, dropout: float) -> Tensor:
@@ -43,20 +42,29 @@ def _bmm(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, dropout: f
     return torch.bmm(F.dropout(probs, dropout), v.reshape(n, N, d)).view(B, nW, heads, N, d)
 
 
+ATTENTION = Operation(
+    "attention",
+    "window attention",
+    (
+        Kernel("sdpa", _sdpa, "PyTorch's fused kernel over (B x windows, heads, N, d) views of the qkv output"),
+        Kernel("bmm", _bmm, "`baddbmm` + softmax + `bmm`", lambda call: not call.traced),
+        Kernel(
+            "bmm_f32",
+            partial(_bmm, float32_softmax=True),
+            "softmax in fp32; bf16/fp16 only",
+            lambda call: not call.traced and call.dtype in (torch.bfloat16, torch.float16),
+        ),
+    ),
+    default="sdpa",
+    per="heads, windows per image, dtype",
+)
+KERNELS = tuple(k.name for k in ATTENTION.kernels)
+
+
 def window_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, dropout: float = 0.0) -> Tensor:
     """(B, windows, heads, N, d) queries, keys, values and a (1 or windows, heads, N, N) additive
     mask -> (B, windows, heads, N, d)."""
-    if torch.compiler.is_compiling():
-        return _sdpa(q, k, v, mask, scale, dropout)
-    kernels = {
-        "sdpa": lambda q, k, v, m: _sdpa(q, k, v, m, scale, dropout),
-        "bmm": lambda q, k, v, m: _bmm(q, k, v, m, scale, dropout),
-    }
-    if q.dtype in (torch.bfloat16, torch.float16):
-        kernels["bmm_f32"] = lambda q, k, v, m: _bmm(q, k, v, m, scale, dropout, float32_softmax=True)
     B, nW, heads, N, d = q.shape
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, mask))
-    shape = f"N{N}-d{d}-h{heads}-w{nW}" + ("-grad" if grad else "")
-    candidates = {name: (lambda fn=fn: fn(q, k, v, mask)) for name, fn in kernels.items()}
-    name = choose("attention", shape, q.dtype, q.device, candidates, default="sdpa", timeable=not grad)
-    return kernels[name](q, k, v, mask)
+    call = Call(q.device, q.dtype, training=grad, traced=torch.compiler.is_compiling())
+    return ATTENTION(call, lambda: f"N{N}-d{d}-h{heads}-w{nW}", q, k, v, mask, scale, dropout)

@@ -14,12 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .tuning import choose, register
+from .dispatch import Call, Kernel, Operation
 
 __all__ = ["KERNELS", "linear"]
-
-KERNELS = ("aten", "onednn")
-register("linear", KERNELS)
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 # oneDNN's bf16 matmul needs AVX512-BF16/AMX (or AVX512 emulation): on AVX2 CPUs it has no primitive
@@ -35,19 +32,30 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tenso
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu" if gelu else "none", [], "none" if gelu else "")
 
 
+def _onednn_runs(call: Call) -> bool:
+    return _ONEDNN and call.device.type == "cpu" and not call.training and not call.traced and call.dtype in _DTYPES
+
+
+LINEAR = Operation(
+    "linear",
+    "linear layers (fc1 with its GELU)",
+    (
+        Kernel("aten", _aten, "`F.linear`, then GELU"),
+        Kernel("onednn", _onednn, "oneDNN matmul, bias and GELU fused", _onednn_runs),
+    ),
+    default="onednn",
+    per="layer shape, dtype",
+)
+KERNELS = tuple(k.name for k in LINEAR.kernels)
+
+
 def linear(x: Tensor, layer: nn.Linear, gelu: bool = False) -> Tensor:
     """``layer(x)``, then exact GELU when ``gelu``: (..., in_features) -> (..., out_features)."""
     weight, bias = layer.weight, layer.bias
-    if (
-        not _ONEDNN
-        or x.device.type != "cpu"
-        or torch.is_grad_enabled()
-        or torch.compiler.is_compiling()
-        or x.dtype != weight.dtype
-        or x.dtype not in _DTYPES
-    ):
-        return _aten(x, weight, bias, gelu)
-    kernels = {"aten": _aten, "onednn": _onednn}
-    candidates = {name: (lambda fn=fn: fn(x, weight, bias, gelu)) for name, fn in kernels.items()}
-    shape = f"{layer.in_features}-{layer.out_features}" + ("-gelu" if gelu else "")
-    return kernels[choose("linear", shape, x.dtype, x.device, candidates, default="onednn")](x, weight, bias, gelu)
+    call = Call(
+        x.device,
+        x.dtype if x.dtype == weight.dtype else None,
+        training=torch.is_grad_enabled(),
+        traced=torch.compiler.is_compiling(),
+    )
+    return LINEAR(call, lambda: f"{layer.in_features}-{layer.out_features}" + ("-gelu" if gelu else ""), x, weight, bias, gelu)

@@ -35,6 +35,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,22 @@ import torch
 from ..files import atomic_write, home
 from .machine import signature
 
-__all__ = ["ENV", "MARGIN", "ROUNDS", "choices", "choose", "configure", "forced", "interleaved_times", "register", "restore", "synchronize"]
+__all__ = [
+    "ENV",
+    "MARGIN",
+    "ROUNDS",
+    "STATE",
+    "KernelState",
+    "choices",
+    "choose",
+    "configure",
+    "forced",
+    "forced_kernel",
+    "interleaved_times",
+    "register",
+    "restore",
+    "synchronize",
+]
 
 ENV = "SWINSEG_KERNELS"
 ROUNDS = 3
@@ -53,11 +69,22 @@ MARGIN = 0.10
 REVISION = 4
 
 _candidates: dict[str, tuple[str, ...]] = {}
-_forced: dict[str, str] = {}
-_restored: dict[str, str] = {}
-_chosen: dict[str, str] = {}
-_on_disk: dict[str, dict[str, str]] = {}
-_tune: list[bool] = []  # empty until the environment is read
+
+
+@dataclass
+class KernelState:
+    """What the chooser holds in a process: forced kernels (per operation), choices restored from
+    a training checkpoint and choices made (per key), the per-machine files read (per machine
+    signature), and whether to time (None until ``SWINSEG_KERNELS`` is read)."""
+
+    forced: dict[str, str] = field(default_factory=dict)
+    restored: dict[str, str] = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)
+    on_disk: dict[str, dict[str, str]] = field(default_factory=dict)
+    tune: bool | None = None
+
+
+STATE = KernelState()
 
 
 def register(op: str, names: tuple[str, ...]) -> None:
@@ -73,9 +100,9 @@ def _check(op: str, name: str) -> None:
 
 
 def _read_environment() -> None:
-    if _tune:
+    if STATE.tune is not None:
         return
-    _tune.append(True)
+    STATE.tune = True
     for item in filter(None, (s.strip() for s in os.environ.get(ENV, "").split(","))):
         op, sep, name = item.partition("=")
         if not sep:
@@ -83,10 +110,10 @@ def _read_environment() -> None:
         if op == "tune":
             if name not in ("on", "off"):
                 raise ValueError(f"{ENV}: tune must be 'on' or 'off', got {name!r}")
-            _tune[0] = name == "on"
+            STATE.tune = name == "on"
             continue
         _check(op, name)
-        _forced[op] = name
+        STATE.forced[op] = name
 
 
 def configure(tune: bool | None = None, **force: str | None) -> None:
@@ -95,34 +122,36 @@ def configure(tune: bool | None = None, **force: str | None) -> None:
     _read_environment()
     for op, name in force.items():
         if name is None:
-            _forced.pop(op, None)
+            STATE.forced.pop(op, None)
         else:
             _check(op, name)
-            _forced[op] = name
+            STATE.forced[op] = name
     if tune is not None:
-        _tune[0] = tune
-    _chosen.clear()
+        STATE.tune = tune
+    STATE.chosen.clear()
 
 
 @contextmanager
 def forced(tune: bool | None = None, **force: str) -> Iterator[None]:
     """:func:`configure` within a block only (e.g. ``conv3x3="direct"`` while counting FLOPs)."""
     _read_environment()
-    saved, saved_chosen, saved_tune = dict(_forced), dict(_chosen), _tune[0]
+    saved = dict(STATE.forced), dict(STATE.chosen), STATE.tune
     configure(tune, **force)
     try:
         yield
     finally:
-        _forced.clear()
-        _forced.update(saved)
-        _chosen.clear()
-        _chosen.update(saved_chosen)
-        _tune[0] = saved_tune
+        STATE.forced, STATE.chosen, STATE.tune = saved
+
+
+def forced_kernel(op: str) -> str | None:
+    """The kernel forced for ``op`` (:func:`configure` or ``SWINSEG_KERNELS``), if any."""
+    _read_environment()
+    return STATE.forced.get(op)
 
 
 def choices() -> dict[str, str]:
     """Every choice made in this process: ``{key: kernel}`` (for logs and training checkpoints)."""
-    return dict(_chosen)
+    return dict(STATE.chosen)
 
 
 def restore(recorded: dict[str, str]) -> None:
@@ -130,8 +159,8 @@ def restore(recorded: dict[str, str]) -> None:
     their keys, unless an operation is forced."""
     for key, name in recorded.items():
         _check(key.split("/")[0], name)
-    _restored.update(recorded)
-    _chosen.update({k: v for k, v in recorded.items() if k.split("/")[0] not in _forced})
+    STATE.restored.update(recorded)
+    STATE.chosen.update({k: v for k, v in recorded.items() if k.split("/")[0] not in STATE.forced})
 
 
 def _cache_file(device: torch.device) -> Path:
@@ -140,12 +169,12 @@ def _cache_file(device: torch.device) -> Path:
 
 def _disk(device: torch.device) -> dict[str, str]:
     sig = signature(device)
-    if sig not in _on_disk:
+    if sig not in STATE.on_disk:
         try:
-            _on_disk[sig] = json.loads(_cache_file(device).read_text())
+            STATE.on_disk[sig] = json.loads(_cache_file(device).read_text())
         except (OSError, ValueError):
-            _on_disk[sig] = {}
-    return _on_disk[sig]
+            STATE.on_disk[sig] = {}
+    return STATE.on_disk[sig]
 
 
 def _remember(device: torch.device, key: str, name: str) -> None:
@@ -208,14 +237,14 @@ def choose(
     _read_environment()
     key = f"{op}/{device.type}/{str(dtype).removeprefix('torch.')}/{shape}"
     cpu = device.type == "cpu"
-    name = _forced.get(op) or _chosen.get(key) or _restored.get(key) or (_disk(device).get(key) if cpu else None)
+    name = STATE.forced.get(op) or STATE.chosen.get(key) or STATE.restored.get(key) or (_disk(device).get(key) if cpu else None)
     if name is None or name not in candidates:
         name = default
-        if _tune[0] and timeable and len(candidates) > 1 and cpu and not _several_processes():
+        if STATE.tune and timeable and len(candidates) > 1 and cpu and not _several_processes():
             times = _time(candidates, device)
             fastest = min(times, key=times.__getitem__)
             if times[default] > times[fastest] * (1 + MARGIN):
                 name = fastest
             _remember(device, key, name)
-    _chosen[key] = name
+    STATE.chosen[key] = name
     return name

@@ -127,7 +127,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_onnx(
-    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18
+    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, *, side: int | None = None, opset: int = 18
 ) -> tuple[int, int]:
     """Write ``model`` as ONNX to ``path`` (atomically) with dynamic batch, height and width,
     traced at :func:`trace_side`. Returns the range of heights and widths in which the graph
@@ -186,7 +186,7 @@ def compare_graph(
 
 
 def export_graph(
-    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, side: int | None = None, opset: int = 18
+    model: EncoderDecoder | SwinTransformer, path: str | os.PathLike, *, side: int | None = None, opset: int = 18
 ) -> tuple[int, int]:
     """:func:`export_onnx` to a ``.onnx`` path, or through it to OpenVINO IR at an ``.xml`` path
     (the ONNX file is not kept). Returns the sizes the graph is exact for (:func:`size_range`)."""
@@ -208,6 +208,7 @@ def export_graph(
 def export_and_check(
     model: EncoderDecoder | SwinTransformer,
     path: str | os.PathLike,
+    *,
     side: int | None = None,
     opset: int = 18,
     tolerance: float | None = 1e-4,

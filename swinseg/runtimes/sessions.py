@@ -53,7 +53,7 @@ def onnx_metadata(path: Path) -> str:
 
 def _onnxruntime(path: Path, precision: str) -> Any:
     if precision != "fp32":
-        raise ValueError(f"onnxruntime runs fp32 here, not {precision} (bf16: --backend openvino on a CPU with bf16, or torch)")
+        raise ValueError(f"onnxruntime runs fp32 here, not {precision} (bf16: backend 'openvino' on a CPU with bf16, or 'torch')")
     ort = need("onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -100,12 +100,12 @@ def check_header(body: bytes, max_pixels: int) -> None:
             with Image.open(io.BytesIO(body)) as image:
                 (width, height), kind = image.size, image.format
         except Image.DecompressionBombError:
-            raise RequestError(413, f"the image declares more than {max_pixels} pixels (the limit, --max-pixels)") from None
+            raise RequestError(413, f"the image declares more than {max_pixels} pixels (the limit, max_pixels)") from None
         except (UnidentifiedImageError, OSError, ValueError):
             raise RequestError(400, "the body is not an image (PNG, JPEG, BMP, TIFF, WebP...)") from None
     if width * height > max_pixels:
         raise RequestError(
-            413, f"the image declares {width} x {height} = {width * height} pixels, over the limit of {max_pixels} (--max-pixels)"
+            413, f"the image declares {width} x {height} = {width * height} pixels, over the limit of {max_pixels} (max_pixels)"
         )
     if kind == "PNG" and b"IEND" not in body[-16:]:
         raise RequestError(400, "the PNG image is truncated")
@@ -121,12 +121,12 @@ async def read_body(request: Any, limit: int) -> bytes:
     """The request body, refused with 413 once it passes ``limit`` bytes (never read whole)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the body is {int(declared)} bytes, over the limit of {limit} (--max-body-mb)")
+        raise RequestError(413, f"the body is {int(declared)} bytes, over the limit of {limit} (max_body_mb)")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise RequestError(413, f"the body is over the limit of {limit} bytes (--max-body-mb)")
+            raise RequestError(413, f"the body is over the limit of {limit} bytes (max_body_mb)")
         chunks.append(chunk)
     return b"".join(chunks)
 

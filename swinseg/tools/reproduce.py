@@ -132,7 +132,7 @@ def test_checkpoint(
     (:mod:`swinseg.tools.report`, with the ``worst`` images) into ``report``."""
     started = time.perf_counter()
     if out:
-        check_writable(Path(out).parent, "the folder of --out")
+        check_writable(Path(out).parent, "the folder of out")
     if report:
         check_writable(Path(report), "report dir")
     config = load_config(config_name, overrides)

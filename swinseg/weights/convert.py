@@ -61,7 +61,7 @@ def hf_upernet_config(config: dict[str, Any], dataset_meta: dict[str, Any] | Non
     return out
 
 
-def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: str = "native") -> tuple[str, Path]:
+def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, *, to: str = "native") -> tuple[str, Path]:
     """Convert a checkpoint between layouts; returns ``(source_format, dest_path)``.
 
     For one Swin: ``native`` writes safetensors or ``.pth`` with the architecture in the
@@ -115,7 +115,7 @@ def convert_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: s
     return fmt, write_file({"model": out} if to == "official" and dest.suffix != ".safetensors" else out, dest)
 
 
-def publish_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, to: str = "mmseg") -> Path:
+def publish_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, *, to: str = "mmseg") -> Path:
     """MMSegmentation's ``publish_model.py``: the weights and metadata of ``source`` (a training
     checkpoint or any layout; no optimizer, scaler or RNG state), as CPU tensors, in the ``mmseg``
     layout (``.pth``, what MMSegmentation's ``load_checkpoint`` reads) or ``native``

@@ -131,7 +131,7 @@ def _is_segmentor_model(model: nn.Module) -> bool:
     return hasattr(model, "decode_head") and hasattr(model, "backbone")
 
 
-def load_checkpoint(model: nn.Module, source: str | os.PathLike, strict: bool = True, sha256: str | None = None) -> LoadReport:
+def load_checkpoint(model: nn.Module, source: str | os.PathLike, *, strict: bool = True, sha256: str | None = None) -> LoadReport:
     """Load a checkpoint of any supported layout (path, directory or URL) into ``model``.
 
     ``model`` is a Swin backbone or classifier, or a segmentor. A segmentor takes a segmentor

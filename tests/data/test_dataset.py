@@ -143,3 +143,15 @@ def test_default_workers_follow_the_cores_of_each_process(monkeypatch):
             monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
         assert default_workers() == expected, (cpus, local)
     assert all(load_config(name)["data"]["num_workers"] is None for name in list_configs())  # the base configs ask for the default
+
+
+def test_the_pipeline_settings_are_checked():
+    for kwargs, message in (
+        (dict(flip_prob=1.5), r"data.pipeline.flip_prob=1.5: must be a finite number in \[0, 1\]"),
+        (dict(crop_size=(-1, 0)), r"data.pipeline.crop_size=\(-1, 0\): every entry must be an integer >= 1"),
+        (dict(crop_size=(64,)), r"data.pipeline.crop_size must be a pair, got \[64\]"),
+        (dict(ratio_range=(2.0, 0.5)), r"data.pipeline.ratio_range must be \[low, high\] with low <= high"),
+        (dict(cat_max_ratio=0.0), r"data.pipeline.cat_max_ratio=0.0: must be a finite number in \(0, 1\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            TrainPipeline(**kwargs)

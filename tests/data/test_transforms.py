@@ -192,3 +192,9 @@ def test_fuzzed_training_pipeline_gives_finite_padded_batches(h, w, scale, ratio
         samples.append((x, y))
     inputs, labels = pad_batch(*zip(*samples, strict=True), crop)
     assert inputs.shape == (batch, 3, *crop) and labels.shape == (batch, *crop)
+
+
+def test_the_flip_probability_is_checked():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"flip prob=1.5: must be a finite number in \[0, 1\]"):
+        random_flip(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), rng, prob=1.5)

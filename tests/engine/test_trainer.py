@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from swinseg.cli import main
 from swinseg.engine.checkpoints import latest_checkpoint, load_state
 from swinseg.engine.trainer import Trainer
 from swinseg.models import build_segmentor
@@ -131,7 +132,7 @@ def test_bf16_and_fp16_steps_run_and_nan_stops(dataset, tmp_path, monkeypatch):
     t.train_step()  # nothing waits for the device here; the check before logging, saving or validating stops it
     with pytest.raises(FloatingPointError, match="loss is nan at iteration 1"):
         t.check_finite()
-    with pytest.raises(ValueError, match="train.amp must be"):
+    with pytest.raises(ValueError, match="train.amp='fp8': must be one of null, 'bf16', 'fp16'"):
         Trainer(tiny_train_config(dataset, "train.amp=fp8"), tmp_path / "x", progress=False)
 
 
@@ -193,7 +194,7 @@ def test_tf32_is_set_only_when_asked_and_a_bad_value_is_named(dataset, tmp_path,
     Trainer(tiny_train_config(dataset, "train.tf32=true"), tmp_path / "b", device="cpu", progress=False)
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     assert "train.tf32=true applies to NVIDIA GPUs only" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="train.tf32 must be null"):
+    with pytest.raises(ValueError, match="train.tf32='fast': must be one of null, true, false"):
         Trainer(tiny_train_config(dataset, "train.tf32=fast"), tmp_path / "c", device="cpu", progress=False)
 
 
@@ -204,9 +205,8 @@ def test_a_refused_run_leaves_no_empty_work_dir(dataset, tmp_path):
         Trainer(bad_schedule, work, device="cpu", progress=False)
     assert not work.exists()
     (tmp_path / "kept").mkdir()
-    bad_amp = tiny_train_config(dataset, "train.amp=fp8")
-    with pytest.raises(ValueError, match="train.amp"):
-        Trainer(bad_amp, tmp_path / "kept", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="warmup"):
+        Trainer(bad_schedule, tmp_path / "kept", device="cpu", progress=False)
     assert (tmp_path / "kept").is_dir()  # a folder that was there stays
 
 
@@ -229,3 +229,29 @@ def test_eta_follows_the_recent_pace_and_kernels_are_summarized(tmp_path, monkey
     assert "eta: 0:01:10" in lines[2]  # 70 iterations left at 1 s each
     assert lines[3].endswith("3 new choices: attention bmm x1, attention sdpa x1, linear aten x1 (all in kernels.jsonl)")
     assert json.loads((tmp_path / "kernels.jsonl").read_text())["choices"]["linear/cpu/float32/96-96"] == "aten"
+
+
+def test_a_bad_pipeline_value_stops_training_before_it_starts(tmp_path, capsys):
+    from swinseg.tools.synthetic import write_dataset
+
+    root = write_dataset(tmp_path / "data", train=1, val=1, size=(48, 64))
+    args = ["train", DEMO_CONFIG, "--work-dir", str(tmp_path / "w"), "--set", "data.pipeline.flip_prob=1.5", f"data.root={root}"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: data.pipeline.flip_prob=1.5: must be a finite number in [0, 1]"
+    assert not (tmp_path / "w" / "iter_1.pth").exists()
+
+
+def test_the_trainer_resolves_its_config_once(dataset, tmp_path, monkeypatch):
+    """The trainer resolves and checks the config, then passes it on: building the model does not
+    resolve it again."""
+    from swinseg.configs import load_config
+    from swinseg.models import factory
+    from tests.helpers import TINY_OVERRIDES
+
+    checks = []
+    real = factory.check_rules
+    monkeypatch.setattr(factory, "check_rules", lambda *a, **k: (checks.append(a[0]), real(*a, **k))[1])
+    config = load_config(DEMO_CONFIG, [f"data.root={dataset}", *TINY_OVERRIDES])
+    trainer = Trainer(config, tmp_path / "w", progress=False)
+    assert len(checks) == 1
+    assert trainer.model.backbone.config["embed_dims"] == checks[0]["model"]["backbone"]["embed_dims"]

@@ -12,7 +12,7 @@ import torch
 import swinseg
 from swinseg import ops
 from swinseg.ops.attention import KERNELS as ATTENTION
-from swinseg.ops.chunking import CHUNKS
+from swinseg.ops.blocks import CHUNKS
 from swinseg.ops.conv import KERNELS as CONV3X3
 from swinseg.ops.linear import KERNELS as LINEAR
 from swinseg.predict import predict

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from swinseg import ops
-from swinseg.models.heads import ConvModule, resize
+from swinseg.models.heads import ConvModule, FCNHead, resize
 
 
 @pytest.mark.parametrize("kernel", [1, 3])
@@ -55,3 +55,8 @@ def test_forward_concat_names_a_channel_mismatch() -> None:
     module = ConvModule(6, 4, 3)
     with pytest.raises(ValueError, match="5 channels in all, the convolution takes 6"):
         module.forward_concat(iter([torch.randn(1, 2, 8, 8), torch.randn(1, 3, 8, 8)]))
+
+
+def test_fcn_head_needs_a_non_negative_number_of_convolutions():
+    with pytest.raises(ValueError, match="FCNHead: num_convs=-1: must be an integer >= 0"):
+        FCNHead(in_channels=8, channels=8, num_convs=-1, num_classes=3)

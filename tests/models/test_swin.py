@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from swinseg import SwinTransformer, ops
-from swinseg.models.swin import PatchEmbed, PatchMerging, padded, shift_window_mask, window_order
+from swinseg.models.swin import PatchEmbed, PatchMerging, SwinBlock, window_partition, window_reverse
 from swinseg.ops import relative_position_index
+from swinseg.ops.windows import padded, shift_window_mask, window_order
 
 from ..helpers import max_diff, randomize_
 
@@ -195,7 +196,7 @@ def test_any_size_gives_ceil_divided_finite_outputs(h, w, batch, window, classif
 @pytest.mark.parametrize("attention", ["sdpa", "bmm"])
 def test_chunked_eval_equals_the_whole_map_computation(chunk: str, attention: str):
     """Eval mode without gradients on a CPU may work on chunks of windows and tokens (each
-    candidate of swinseg.ops.chunk_tokens, with each attention kernel); train mode without
+    candidate of the chunk operation, with each attention kernel); train mode without
     dropout computes the same on whole maps."""
     torch.manual_seed(0)
     model = SwinTransformer(embed_dims=16, depths=[2, 2], num_heads=[1, 2], strides=[4, 2], out_indices=[0, 1], drop_path_rate=0.0)
@@ -232,3 +233,66 @@ def test_training_after_inference_mode_at_the_same_size():
     outs = model.train()(x)
     sum(o.sum() for o in outs).backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.sampled_from([2, 3, 7]))
+def test_window_reverse_undoes_window_partition(rows: int, cols: int, batch: int, M: int) -> None:
+    x = torch.randn(batch, rows * M, cols * M, 2)
+    windows = window_partition(x, M)
+    assert windows.shape == (batch, rows * cols, M * M, 2)
+    assert torch.equal(windows[0, -1], x[0, -M:, -M:].reshape(M * M, 2))  # the bottom-right window, row by row
+    assert torch.equal(windows[0, cols - 1], x[0, :M, -M:].reshape(M * M, 2))  # the top-right one
+    assert torch.equal(window_reverse(windows, M, rows * M, cols * M), x)
+
+
+@pytest.mark.parametrize(("H", "W", "shift"), [(14, 21, 3), (9, 17, 3), (9, 17, 0), (5, 4, 2)])
+@pytest.mark.parametrize("chunk", ["whole", "2048"])
+def test_the_fast_block_equals_its_plain_steps(H: int, W: int, shift: int, chunk: str) -> None:
+    """The block as it runs (pad, shift and partition by two gathers; chunks in inference)
+    computes bit for bit what its labelled steps compute (pad, roll, partition, attention,
+    reverse, roll back, crop), in inference and, with gradients, in training."""
+    torch.manual_seed(0)
+    block = randomize_(SwinBlock(16, 2, 7, 4.0, True, None, 0.0, 0.0, 0.0, with_cp=False))
+    window = 7
+    mask = shift_window_mask(padded(H, window), padded(W, window), window, shift) if shift else None
+    x = torch.randn(2, H, W, 16)
+    with torch.no_grad():
+        with ops.forced(windows="steps"):
+            plain = block.eval()(x, window, shift, mask)
+        with ops.forced(windows="gather", chunk=chunk):
+            fast = block(x, window, shift, mask)
+    assert torch.equal(fast, plain)
+    grads = []
+    for windows in ("steps", "gather"):
+        block.zero_grad()
+        xg = x.clone().requires_grad_()
+        with ops.forced(windows=windows):
+            out = block.train()(xg, window, shift, mask)
+        out.square().sum().backward()
+        grads.append((out.detach(), xg.grad, block.attn.qkv.weight.grad.clone()))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_pretrain_img_size_must_be_a_size():
+    for bad in ((112, 112, 112), (0, 64), -3, (64.5, 64)):
+        with pytest.raises(ValueError, match=r"pretrain_img_size(=.*must be an integer >= 1| must be an int or an \(H, W\) pair)"):
+            SwinTransformer(
+                pretrain_img_size=bad,
+                use_abs_pos_embed=True,
+                embed_dims=8,
+                depths=(1, 1),
+                num_heads=(1, 1),
+                strides=(4, 2),
+                out_indices=(0, 1),
+            )
+    assert SwinTransformer(pretrain_img_size=(96, 64), use_abs_pos_embed=True, embed_dims=8, depths=(1, 1), num_heads=(1, 1),
+                           strides=(4, 2), out_indices=(0, 1)).pos_grid == (24, 16)  # fmt: skip
+
+
+def test_a_three_stage_classifier_ignores_the_backbones_out_indices():
+    model = SwinTransformer(embed_dims=8, depths=(1, 1, 1), num_heads=(1, 1, 2), strides=(4, 2, 2), num_classes=10)
+    assert model.num_classes == 10
+    with pytest.raises(ValueError, match=r"out_indices \[0, 1, 2, 3\] must lie in 0..2"):
+        SwinTransformer(embed_dims=8, depths=(1, 1, 1), num_heads=(1, 1, 2), strides=(4, 2, 2))

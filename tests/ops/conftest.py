@@ -13,7 +13,5 @@ def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """A process that has chosen nothing yet, with an empty per-machine file."""
     monkeypatch.setenv("SWINSEG_HOME", str(tmp_path))
     monkeypatch.delenv(ops.ENV, raising=False)
-    for name in ("_forced", "_restored", "_chosen", "_on_disk"):
-        monkeypatch.setattr(tuning, name, {})
-    monkeypatch.setattr(tuning, "_tune", [])
+    monkeypatch.setattr(tuning, "STATE", tuning.KernelState())
     return tmp_path

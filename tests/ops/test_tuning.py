@@ -34,8 +34,7 @@ def test_timing_picks_the_fastest_and_keeps_it_for_the_machine(fresh, monkeypatc
     saved = json.loads((fresh / "kernels" / f"{ops.signature(cpu)}-r{tuning.REVISION}.json").read_text())
     assert saved == {key: "direct"}
 
-    monkeypatch.setattr(tuning, "_chosen", {})
-    monkeypatch.setattr(tuning, "_on_disk", {})  # a new process on the same machine: no timing
+    monkeypatch.setattr(tuning, "STATE", tuning.KernelState())  # a new process on the same machine: no timing
     calls.clear()
     assert tuning.choose("conv3x3", "C1", torch.float32, cpu, candidates, default="winograd") == "direct"
     assert calls == []
@@ -135,9 +134,10 @@ def test_no_timing_off_the_cpu_nor_in_one_of_several_processes(fresh, monkeypatc
 
 
 def test_chunk_choices_are_keyed_per_image() -> None:
-    from swinseg.ops import chunk_tokens
+    from swinseg.models.swin import SwinBlock
 
-    with ops.forced(chunk="whole"):
+    block = SwinBlock(8, 1, 7, 4.0, True, None, 0.0, 0.0, 0.0, with_cp=False).eval()
+    with ops.forced(chunk="whole"), torch.no_grad():
         for batch in (1, 4):
-            chunk_tokens(lambda tokens: None, torch.zeros(batch, 16, 20, 8))
+            block(torch.zeros(batch, 16, 20, 8), 7, 0, None)
         assert [k for k in ops.choices() if k.startswith("chunk/")] == ["chunk/cpu/float32/C8-tokens512"]

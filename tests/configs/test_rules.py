@@ -1,4 +1,4 @@
-"""Every numeric config key refuses out-of-range values where they enter: ``swinseg config`` and
+"""Every config key with a rule (a range or allowed values) refuses other values where they enter: ``swinseg config`` and
 ``swinseg train`` exit 1 with one line naming the key, never a traceback or a silent acceptance.
 The invalid regions below are written from what each value means (a count, a probability, a
 rate, a size), independently of swinseg's own range table."""
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from swinseg.cli import main
 from swinseg.configs import load_config
+from swinseg.configs.rules import CONFIG_RULES, OneOf
 from swinseg.models import resolve_config
 from tests.helpers import DEMO_CONFIG
 
@@ -149,3 +150,44 @@ def test_out_of_range_values_are_refused_by_config_and_train(capsys, tmp_path, k
 @pytest.mark.parametrize("key", sorted(DEFAULTS))
 def test_the_defaults_are_in_range(key):
     assert main(["config", DEMO_CONFIG, "--set", f"{key}={json.dumps(DEFAULTS[key])}"]) == 0
+
+
+# Settings with a few allowed values, and values outside them (written from what each setting
+# means: a dtype, a switch, a dataset kind, an inference mode, metric names).
+BAD_CHOICES: dict[str, list[object]] = {
+    "train.amp": ["fp8", 16, True],
+    "train.tf32": [1, "yes"],
+    "data.type": ["cityscapes", None],
+    "model.test_cfg.mode": ["tiles", None],
+    "test.mode": ["tiles", 1],
+    "test.metrics": ["mIoU", ["mAP"], [1]],
+}
+
+
+def _choice_keys(rules: dict, prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, rule in rules.items():
+        if isinstance(rule, dict):
+            keys |= _choice_keys(rule, f"{prefix}{key}.")
+        elif isinstance(rule, OneOf):
+            keys.add(prefix + key)
+    return keys
+
+
+def test_every_setting_with_allowed_values_is_tried_here():
+    assert _choice_keys(CONFIG_RULES) == set(BAD_CHOICES)
+
+
+@pytest.mark.parametrize(("key", "bad"), [(key, bad) for key, values in BAD_CHOICES.items() for bad in values])
+def test_values_outside_a_settings_choices_are_refused_on_resolution(capsys, tmp_path, key, bad):
+    override = f"{key}={json.dumps(bad)}"
+    _check_refused(capsys, ["config", DEMO_CONFIG, "--set", override], key)
+    _check_refused(capsys, ["train", DEMO_CONFIG, "--work-dir", str(tmp_path / "work"), "--set", "data.root=/nowhere", override], key)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["train.amp=bf16", "train.amp=null", "train.tf32=false", "data.type=custom", "test.mode=slide", "test.metrics=[mDice, mIoU]"],
+)
+def test_allowed_choices_pass(override):
+    assert main(["config", DEMO_CONFIG, "--set", override]) == 0

@@ -1,13 +1,18 @@
-"""The valid range of every numeric setting, as data, and the one check of values against it.
+"""The rules of every setting, as data, and the one check of values against them.
 
-:data:`CONFIG_RANGES` mirrors the config's nesting; its ``model`` part (:data:`MODEL_RANGES`)
-mirrors a segmentor's config, whose ``backbone`` and heads take :data:`BACKBONE_RANGES` and
-:data:`HEAD_RANGES`. :func:`swinseg.models.resolve_config` checks a whole config (files and
-``--set`` alike: every command resolves its config before it does any work), and the
-constructors and pipelines that take the same values check theirs, so a value is refused where
-it enters, in one line that names it. (:func:`swinseg.configs.load_config` checks key names and
-types.) Rules between keys (a warm-up shorter
-than the schedule, in_index within the backbone's stages) stay with the code that needs them.
+:data:`CONFIG_RULES` mirrors the config's nesting: each setting that has a rule beyond its type
+(a :class:`Range` of numbers, or :class:`OneOf` a few values) has one line. Its ``model`` part
+(:data:`MODEL_RULES`) mirrors a segmentor's config, whose ``backbone`` and heads take
+:data:`BACKBONE_RULES` and :data:`HEAD_RULES`. :func:`swinseg.models.resolve_config` checks a
+whole config once (files and ``--set`` alike: every command resolves its config before it does
+any work), and the constructors and pipelines that take the same values as arguments check
+theirs, so a value is refused where it enters, in one line that names it and what it may be.
+(:func:`swinseg.configs.load_config` checks key names and types, from the base file.) Rules
+between keys (a warm-up shorter than the schedule, in_index within the backbone's stages,
+``train.save_best`` among the metrics' keys) stay with the code that needs them.
+
+Adding a setting: its line in the base YAML (name, default, type), its rule here if it has one,
+and its consumer.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-__all__ = ["BACKBONE_RANGES", "CONFIG_RANGES", "HEAD_RANGES", "MODEL_RANGES", "Range", "check_ranges"]
+__all__ = ["BACKBONE_RULES", "CONFIG_RULES", "HEAD_RULES", "METRICS", "MODEL_RULES", "OneOf", "Range", "check_rules"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,26 @@ class Range:
         return kind
 
 
-Rules = Mapping[str, Union[Range, "Rules"]]
+@dataclass(frozen=True)
+class OneOf:
+    """One of ``values``, compared by type too (1 is not true); ``many``: a list of them."""
+
+    values: tuple[Any, ...]
+    many: bool = False
+
+    def holds(self, value: Any) -> bool:
+        return any(type(value) is type(v) and value == v for v in self.values)
+
+    def __str__(self) -> str:
+        names = ", ".join("null" if v is None else str(v).lower() if isinstance(v, bool) else repr(v) for v in self.values)
+        return f"a list of any of {names}" if self.many else f"one of {names}"
+
+
+Rules = Mapping[str, Union[Range, OneOf, "Rules"]]
+
+# MMSegmentation's iou_metrics
+METRICS = ("mIoU", "mDice", "mFscore")
+MODES = OneOf(("whole", "slide"))
 
 COUNT = Range(1, integer=True)
 INDEX = Range(0, integer=True)
@@ -60,7 +84,7 @@ POSITIVE = Range(0, bounds="(]")
 NON_NEGATIVE = Range(0)
 FRACTION = Range(0, 1, "(]")
 
-BACKBONE_RANGES: Rules = {
+BACKBONE_RULES: Rules = {
     "pretrain_img_size": COUNT,
     "in_channels": COUNT,
     "embed_dims": COUNT,
@@ -77,7 +101,7 @@ BACKBONE_RANGES: Rules = {
     "frozen_stages": Range(-1, integer=True),
     "num_classes": INDEX,
 }
-HEAD_RANGES: Rules = {
+HEAD_RULES: Rules = {
     "in_index": Range(integer=True),
     "in_channels": COUNT,
     "pool_scales": COUNT,
@@ -88,18 +112,19 @@ HEAD_RANGES: Rules = {
     "dropout_ratio": RATE,
     "loss_weight": NON_NEGATIVE,
 }
-MODEL_RANGES: Rules = {
-    "backbone": BACKBONE_RANGES,
-    "decode_head": HEAD_RANGES,
-    "auxiliary_head": HEAD_RANGES,
+MODEL_RULES: Rules = {
+    "backbone": BACKBONE_RULES,
+    "decode_head": HEAD_RULES,
+    "auxiliary_head": HEAD_RULES,
     "data_preprocessor": {"mean": Range(), "std": POSITIVE, "size": COUNT, "pad_val": Range(), "seg_pad_val": INDEX},
-    "test_cfg": {"crop_size": COUNT, "stride": COUNT},
+    "test_cfg": {"mode": MODES, "crop_size": COUNT, "stride": COUNT},
     "test_pipeline": {"scale": POSITIVE},  # a factor, or a (long, short) pair of sizes
     "ignore_index": INDEX,
 }
-CONFIG_RANGES: Rules = {
-    "model": MODEL_RANGES,
+CONFIG_RULES: Rules = {
+    "model": MODEL_RULES,
     "data": {
+        "type": OneOf(("ade20k", "custom")),
         "batch_size": COUNT,
         "num_workers": INDEX,
         "pipeline": {
@@ -121,6 +146,8 @@ CONFIG_RANGES: Rules = {
     "train": {
         "seed": Range(0, 2**32 - 1, integer=True),
         "accumulate": COUNT,
+        "amp": OneOf((None, "bf16", "fp16")),
+        "tf32": OneOf((None, True, False)),
         "clip_grad": POSITIVE,
         "log_interval": COUNT,
         "val_interval": INDEX,
@@ -128,21 +155,27 @@ CONFIG_RANGES: Rules = {
         "max_keep_ckpts": Range(-1, integer=True),
         "vis_images": INDEX,
     },
+    "test": {"mode": OneOf((None, *MODES.values)), "metrics": OneOf(METRICS, many=True)},
 }
 
 
-def check_ranges(values: Mapping[str, Any], rules: Rules, prefix: str = "") -> None:
-    """Check each value of ``values`` that ``rules`` covers (a number, or each entry of a list);
-    None passes (automatic or off). The error names the key as ``prefix`` + its dotted path."""
+def check_rules(values: Mapping[str, Any], rules: Rules, prefix: str = "") -> None:
+    """Check each value of ``values`` that ``rules`` covers (a value, or each entry of a list). A
+    missing key passes, and so does None for a :class:`Range` (automatic or off); a
+    :class:`OneOf` lists None where it is allowed. The error names the key as ``prefix`` + its
+    dotted path."""
     for key, rule in rules.items():
         value = values.get(key)
-        if value is None:
+        if key not in values or (value is None and not isinstance(rule, OneOf)):
             continue
-        if not isinstance(rule, Range):
+        if not isinstance(rule, (Range, OneOf)):
             if isinstance(value, Mapping):
-                check_ranges(value, rule, f"{prefix}{key}.")
+                check_rules(value, rule, f"{prefix}{key}.")
             continue
-        entries = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not all(rule.holds(v) for v in entries):
-            each = "every entry " if isinstance(value, (list, tuple)) else ""
-            raise ValueError(f"{prefix}{key}={value!r}: {each}must be {rule}")
+        listed = isinstance(value, (list, tuple))
+        if isinstance(rule, OneOf):
+            ok = (listed and all(map(rule.holds, value))) if rule.many else (not listed and rule.holds(value))
+            if not ok:
+                raise ValueError(f"{prefix}{key}={value!r}: must be {rule}")
+        elif not all(rule.holds(v) for v in (value if listed else [value])):
+            raise ValueError(f"{prefix}{key}={value!r}: {'every entry ' if listed else ''}must be {rule}")
