@@ -26,8 +26,7 @@ demo: setup
 test: setup-test
 	$(PY) -m ruff check swinseg tests benchmarks
 	$(PY) -m ruff format --check swinseg tests benchmarks
-	@# the runtime tests load ONNX Runtime, OpenVINO and torch.export side by side; run after ~540 other tests in one
-	@# process, a native library died of SIGSEGV (no Python frame printed), so they run in a process of their own
+	@# two processes: in one, the suite segfaults after the runtime tests (DEVELOPERS.md, "make test")
 	$(PY) -m pytest -q --ignore=tests/runtimes
 	$(PY) -m pytest -q tests/runtimes
 
