@@ -138,7 +138,7 @@ def swin_block(block: Block, x: Tensor, window: int, shift: int, mask: Tensor | 
     """``block.steps(x, window, shift, mask)`` computed the chosen way: (B, H, W, C) -> same shape.
     The way is chosen before the forward pass, so that its recomputation does the same."""
     call = Call(x.device, x.dtype, training=block.training or torch.is_grad_enabled(), traced=torch.compiler.is_compiling())
-    run = WINDOWS.pick(call, str, ()).run
+    run = WINDOWS.pick(call).run
     if not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in block.parameters())):
         return run(call, block, x, window, shift, mask)
     context = {} if block.with_cp else {"context_fn": keep_widening_matmuls}

@@ -86,9 +86,16 @@ class Operation:
         name = default or self.default
         return name if name in names else names[0]
 
-    def pick(self, call: Call, shape: Callable[[], str], args: tuple[Any, ...], default: Callable[[], str] | None = None) -> Kernel:
+    def pick(
+        self,
+        call: Call,
+        shape: Callable[[], str] | None = None,
+        args: tuple[Any, ...] = (),
+        default: Callable[[], str] | None = None,
+    ) -> Kernel:
         """The kernel for ``args`` (timed on them when a choice is made by timing). ``shape`` and
-        ``default`` are called only where there is a choice: a traced graph meets no size test."""
+        ``default`` are called only where there is a choice: a traced graph meets no size test.
+        An operation never timed (``per`` None) needs neither ``shape`` nor ``args``."""
         kernels = self.eligible(call)
         if len(kernels) == 1:
             return kernels[0]
@@ -96,6 +103,8 @@ class Operation:
         fallback = self._default(kernels, default() if default else None)
         if self.per is None:
             return by_name.get(forced_kernel(self.name) or "", by_name[fallback])
+        if shape is None:
+            raise TypeError(f"operation {self.name!r} is timed per {self.per}: pick() needs its shape")
         candidates = {k.name: partial(k.run, *args) for k in kernels}
         key = shape() + ("-grad" if call.training else "")
         dtype = call.dtype if call.dtype is not None else torch.float32
