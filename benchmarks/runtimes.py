@@ -1,6 +1,6 @@
 """The backends side by side through the whole predict path (``swinseg.predict.predict_outputs``:
 preprocess, logits, resize back, argmax) on one image, in interleaved rounds in one process:
-torch eager fp32 / bf16, ``torch.compile``, ONNX Runtime fp32, OpenVINO f32 / bf16 (the ones
+torch eager fp32 / bf16, ``torch.compile`` fp32 / bf16, ONNX Runtime fp32, OpenVINO f32 / bf16 (the ones
 this machine can run). Time per image and the share of pixels labelled as torch fp32 labels
 them. A registered segmentor with random weights (speed does not depend on them); graphs are
 exported into SWINSEG_HOME once, outside the timing. Prints a table and writes a JSON result.
@@ -25,7 +25,15 @@ from swinseg.ops.tuning import interleaved_times
 from swinseg.predict import PredictOptions, predict_outputs
 from swinseg.runtimes import load_runtime
 
-CANDIDATES = [("torch", None), ("torch", "bf16"), ("compile", None), ("onnxruntime", None), ("openvino", None), ("openvino", "bf16")]
+CANDIDATES = [
+    ("torch", None),
+    ("torch", "bf16"),
+    ("compile", None),
+    ("compile", "bf16"),
+    ("onnxruntime", None),
+    ("openvino", None),
+    ("openvino", "bf16"),
+]
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "forced",
     "forced_kernel",
     "interleaved_times",
+    "read_environment",
     "register",
     "restore",
     "synchronize",
@@ -99,7 +100,10 @@ def _check(op: str, name: str) -> None:
         raise ValueError(f"unknown {op} kernel {name!r}; choose one of: {', '.join(_candidates[op])}")
 
 
-def _read_environment() -> None:
+def read_environment() -> None:
+    """Read ``SWINSEG_KERNELS`` into :data:`STATE`, once (every use of the state does, first).
+    Call it before tracing: a first read inside ``torch.compile`` changes state the graph's guards
+    check, and the next call would compile again."""
     if STATE.tune is not None:
         return
     STATE.tune = True
@@ -119,7 +123,7 @@ def _read_environment() -> None:
 def configure(tune: bool | None = None, **force: str | None) -> None:
     """Turn timing on or off, and force (``attention="bmm"``) or release (``attention=None``)
     an operation's kernel for the rest of the process. Choices already made are forgotten."""
-    _read_environment()
+    read_environment()
     for op, name in force.items():
         if name is None:
             STATE.forced.pop(op, None)
@@ -134,7 +138,7 @@ def configure(tune: bool | None = None, **force: str | None) -> None:
 @contextmanager
 def forced(tune: bool | None = None, **force: str) -> Iterator[None]:
     """:func:`configure` within a block only (e.g. ``conv3x3="direct"`` while counting FLOPs)."""
-    _read_environment()
+    read_environment()
     saved = dict(STATE.forced), dict(STATE.chosen), STATE.tune
     configure(tune, **force)
     try:
@@ -145,7 +149,7 @@ def forced(tune: bool | None = None, **force: str) -> Iterator[None]:
 
 def forced_kernel(op: str) -> str | None:
     """The kernel forced for ``op`` (:func:`configure` or ``SWINSEG_KERNELS``), if any."""
-    _read_environment()
+    read_environment()
     return STATE.forced.get(op)
 
 
@@ -234,7 +238,7 @@ def choose(
     inputs (used only when timing); ``default`` is the choice with timing off, and where timing
     cannot run (``timeable=False``: a training step, whose blocks run under selective activation
     checkpointing, where an extra forward and backward pass is not allowed)."""
-    _read_environment()
+    read_environment()
     key = f"{op}/{device.type}/{str(dtype).removeprefix('torch.')}/{shape}"
     cpu = device.type == "cpu"
     name = STATE.forced.get(op) or STATE.chosen.get(key) or STATE.restored.get(key) or (_disk(device).get(key) if cpu else None)

@@ -1,6 +1,13 @@
-"""``torch.compile`` of a segmentor's decode: dynamic shapes (one trace serves every keep-ratio
-size), Inductor's freezing (weights folded into the graph as constants, which inference allows),
-and Inductor's on-disk caches under ``SWINSEG_HOME`` so that a second process compiles faster."""
+"""``torch.compile`` of a segmentor's decode: static shapes, one compile per input size (each
+reported), Inductor's freezing (weights folded into the graph as constants, which inference
+allows), and Inductor's on-disk caches under ``SWINSEG_HOME`` so that a second process compiles
+faster.
+
+Why static: with symbolic sizes, Inductor's C++ vectorizer spends minutes of ``sympy.simplify``
+on the index expressions of the fused pad + cyclic shift + window partition (over 15 minutes for
+one Swin-T compile on 2 cores; BENCHMARKS.md, "torch.compile: the first compile"), while a static
+compile takes about 90 s. Slide windows, fixed camera sizes and a served model's inputs have one
+size; beyond ``torch._dynamo.config.recompile_limit`` sizes, new sizes run eager, and it is said."""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..files import home
+from ..ops.tuning import read_environment
 from ..progress import working
 from .base import Runtime, SegmentorInfo
 
@@ -20,23 +28,38 @@ __all__ = ["compiled_runtime"]
 
 
 def compiled_runtime(model: nn.Module, options: Any) -> Runtime:
-    """A :class:`Runtime` whose decode is ``torch.compile(model.decode, dynamic=True)`` with
-    freezing, in the model's dtype; the first call compiles, and says how long it took."""
+    """A :class:`Runtime` whose decode is ``torch.compile(model.decode, dynamic=False)`` with
+    freezing, in the model's dtype; the first batch of each size compiles, and says how long it
+    took."""
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home() / "inductor"))
     model.eval()
-    compiled = torch.compile(model.decode, dynamic=True, options={"freezing": True})
+    read_environment()
+    compiled = torch.compile(model.decode, dynamic=False, options={"freezing": True})
     weight = next(model.parameters())
-    first = [True]
+    limit = torch._dynamo.config.recompile_limit
+    sizes: set[tuple[int, ...]] = set()
+    told = False
 
     def decode(inputs: Tensor) -> Tensor:
+        nonlocal told
+        size = tuple(inputs.shape)
         with torch.no_grad():
-            if not first[0]:
+            if size in sizes:
                 return compiled(inputs)
+            if len(sizes) >= limit:
+                if not told:
+                    told = True
+                    print(
+                        f"compile: {limit} input sizes compiled (torch._dynamo.config.recompile_limit); new sizes run eager",
+                        file=sys.stderr,
+                    )
+                return model.decode(inputs)
             start = time.perf_counter()
-            with working(f"compiling the segmentor with torch.compile (dynamic shapes, freezing, {weight.dtype})"):
+            with working(f"compiling the segmentor with torch.compile for a {'x'.join(map(str, size))} batch ({weight.dtype}, freezing)"):
                 out = compiled(inputs)
-            first[0] = False
-            print(f"compiled in {time.perf_counter() - start:.0f} s (cache: {os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
+            sizes.add(size)
+            cache = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+            print(f"compiled for {'x'.join(map(str, size))} in {time.perf_counter() - start:.0f} s (cache: {cache})", file=sys.stderr)
             return out
 
     precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[weight.dtype]

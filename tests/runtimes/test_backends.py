@@ -15,6 +15,7 @@ import torch
 
 import swinseg
 from swinseg.cli import main
+from swinseg.ops import tuning
 from swinseg.predict import PredictOptions, predict_outputs
 from swinseg.runtimes import Runtime, load_runtime
 from swinseg.runtimes.graphs import cached_graph, weights_digest
@@ -138,23 +139,42 @@ def test_precisions_a_backend_cannot_run_are_refused(same_home, monkeypatch):
         load_runtime(fresh, PredictOptions(backend="openvino"))
 
 
-def test_compile_wraps_the_decode_with_dynamic_shapes_and_freezing(monkeypatch, capsys):
-    """The wiring only: Inductor takes minutes per model on a 2-core CPU, too long for the suite
-    (benchmarks/runtimes.py times the real compile)."""
-    seen = {}
+def test_compile_traces_each_size_once_and_reports_it(monkeypatch, capsys):
+    """Dynamo for real, Inductor replaced by a backend that counts graphs (Inductor takes minutes
+    per model on a 2-core CPU; benchmarks/runtimes.py times it). A size seen again reuses its
+    graph, even when the kernel state is first read inside the trace; each new size is one
+    reported compile; past the recompile limit new sizes run eager, and that is said once."""
+    real_compile, graphs, seen = torch.compile, [], {}
 
-    def fake_compile(fn, **kwargs):
+    def counting(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    def dynamo_only(fn, **kwargs):
         seen.update(kwargs)
-        return fn
+        return real_compile(fn, dynamic=kwargs["dynamic"], backend=counting)
 
-    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch, "compile", dynamo_only)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    monkeypatch.setattr(tuning, "STATE", tuning.KernelState())  # SWINSEG_KERNELS not read yet
+    torch._dynamo.reset()
     model = tiny_segmentor(5)
     runtime = load_runtime(model, PredictOptions(backend="compile"))
-    assert seen == {"dynamic": True, "options": {"freezing": True}}
-    image = _image()
-    assert torch.equal(predict_outputs(runtime, image)[0].labels, predict_outputs(model, image)[0].labels)
-    assert "compiled in" in capsys.readouterr().err  # the compile time, reported once
+    assert seen == {"dynamic": False, "options": {"freezing": True}}
+    for (height, width), compiled in zip([(61, 93), (61, 93), (40, 52), (61, 93)], [1, 1, 2, 2], strict=True):
+        image = _image(height, width)
+        assert torch.equal(predict_outputs(runtime, image)[0].labels, predict_outputs(model, image)[0].labels)
+        assert len(graphs) == compiled, (height, width)
+    err = capsys.readouterr().err
+    assert err.count("compiled for 1x3x") == 2 and "run eager" not in err
+    for height, width in [(33, 47), (35, 47)]:
+        image = _image(height, width)
+        assert torch.equal(predict_outputs(runtime, image)[0].labels, predict_outputs(model, image)[0].labels)
+    assert len(graphs) == 2
+    err = capsys.readouterr().err
+    assert err.count("new sizes run eager") == 1 and "compiled for" not in err
     assert load_runtime(model, PredictOptions(backend="compile")) is runtime
+    torch._dynamo.reset()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
