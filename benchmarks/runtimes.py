@@ -1,9 +1,10 @@
 """The backends side by side through the whole predict path (``swinseg.predict.predict_outputs``:
 preprocess, logits, resize back, argmax) on one image, in interleaved rounds in one process:
-torch eager fp32 / bf16, ``torch.compile`` fp32 / bf16, ONNX Runtime fp32, OpenVINO f32 / bf16 (the ones
-this machine can run). Time per image and the share of pixels labelled as torch fp32 labels
-them. A registered segmentor with random weights (speed does not depend on them); graphs are
-exported into SWINSEG_HOME once, outside the timing. Prints a table and writes a JSON result.
+torch eager fp32 / bf16, ``torch.compile`` fp32 / bf16, ONNX Runtime fp32, OpenVINO f32 / bf16 /
+int8 (the ones this machine can run; int8 calibrated on ``--calibrate``, else on random images).
+Time per image and the share of pixels labelled as torch fp32 labels them. A registered
+segmentor with random weights (speed does not depend on them); graphs are exported into
+SWINSEG_HOME once, outside the timing. Prints a table and writes a JSON result.
 
     python benchmarks/runtimes.py --size 512 683 --out benchmarks/runtimes-cpu.json
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -33,7 +36,15 @@ CANDIDATES = [
     ("onnxruntime", None),
     ("openvino", None),
     ("openvino", "bf16"),
+    ("openvino", "int8"),
 ]
+
+
+def _random_images(folder: Path, size: list[int], count: int) -> str:
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return str(folder)
 
 
 def main() -> None:
@@ -43,6 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], help="backends (compile) or backend:dtype (torch:bf16) to leave out")
     parser.add_argument("--emulated-bf16", action="store_true", help="time bf16 on a CPU without bf16 instructions too (minutes)")
+    parser.add_argument("--calibrate", help="images or a config for int8 (default: 16 random images of --size)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -51,6 +63,7 @@ def main() -> None:
     reference = predict_outputs(model, image)[0].labels
     runs, setup, agreement = {}, {}, {}
     native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(machine_info()["cpu"]["flags"]))
+    calibrate = args.calibrate or _random_images(Path(tempfile.mkdtemp()), args.size, 16)
     for backend, dtype in CANDIDATES:
         name = f"{backend} {dtype or 'fp32'}"
         if backend in args.skip or f"{backend}:{dtype or 'fp32'}" in args.skip:
@@ -58,7 +71,7 @@ def main() -> None:
         if dtype == "bf16" and not (native_bf16 or args.emulated_bf16):
             print(f"{name}: not run here (the CPU has no bf16 instructions: it would be emulated; --emulated-bf16 times it)")
             continue
-        options = PredictOptions(backend=backend, dtype=dtype)
+        options = PredictOptions(backend=backend, dtype=dtype, calibrate=calibrate if dtype == "int8" else None)
         start = time.perf_counter()
         try:
             runtime = load_runtime(model, options)
@@ -79,7 +92,7 @@ def main() -> None:
     result = {"model": args.model, "size": args.size, "times": times, "medians": medians, "agreement": agreement, "setup_s": setup}
     result["machine"] = machine_info(torch.device("cpu"))
     result["versions"] = {"torch": torch.__version__}
-    for module in ("onnxruntime", "openvino"):
+    for module in ("onnxruntime", "openvino", "nncf"):
         try:
             result["versions"][module] = __import__(module).__version__
         except ImportError:

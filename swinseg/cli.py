@@ -155,7 +155,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if Path(args.model).suffix in GRAPH_SUFFIXES:  # an exported graph: it describes itself
         model = load_graph(args.model, options)
     else:
-        model = _load(args.model, args.checkpoint, device, args.dtype, published=True)
+        model = _load(args.model, args.checkpoint, device, options.weights, published=True)
     if not is_segmentor(model):
         raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
     extra = {k: getattr(args, k) for k in ("opacity", "tiled", "frame_labels", "skip_existing", "workers")}
@@ -180,7 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         if Path(args.model).suffix in GRAPH_SUFFIXES:
             return load_graph(args.model, options)
         model = _load(
-            args.model, args.checkpoint, args.device or ("cuda" if torch.cuda.is_available() else "cpu"), args.dtype, published=True
+            args.model, args.checkpoint, args.device or ("cuda" if torch.cuda.is_available() else "cpu"), options.weights, published=True
         )
         if not is_segmentor(model):
             raise ValueError(f"{args.model} is not a segmentation model (see swinseg models '*upernet*')")
@@ -258,7 +258,7 @@ def _add_dtype(
 
 def _add_predict_options(parser: argparse.ArgumentParser) -> None:
     """The flags of :class:`swinseg.predict.PredictOptions` that predict, test and benchmark share."""
-    from .predict import BACKENDS
+    from .predict import BACKENDS, PRECISIONS
 
     parser.add_argument(
         "--mode", choices=("whole", "slide"), help="inference mode (default: the config's test.mode, else the model's test_cfg)"
@@ -269,7 +269,15 @@ def _add_predict_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=BACKENDS, default="torch", help="what computes the logits (default torch; README 'Deploy' says which to pick)"
     )
-    _add_dtype(parser)
+    parser.add_argument(
+        "--dtype",
+        choices=[p for p in PRECISIONS if p],
+        default="fp32",
+        help="precision of the logits (default fp32; int8: --backend openvino, quantized by NNCF on --calibrate)",
+    )
+    parser.add_argument(
+        "--calibrate", metavar="IMAGES|CONFIG", help="--dtype int8: a folder of images, or a config whose training images calibrate it"
+    )
 
 
 # library parameter -> the flag that sets it, for the errors the command line prints
@@ -278,7 +286,7 @@ FLAGS = {
     "confidence_bits": "--confidence-bits",
     "batch_size": "--batch-size",
     "topk": "--probs",
-    **{name: f"--{name}" for name in ("mode", "crop", "stride", "tta", "backend", "dtype", "tiled", "opacity", "workers")},
+    **{name: f"--{name}" for name in ("mode", "crop", "stride", "tta", "backend", "dtype", "calibrate", "tiled", "opacity", "workers")},
 }
 
 
@@ -292,7 +300,7 @@ def _options(args: argparse.Namespace, config: dict | None = None, **fields: Any
     config's ``test`` section when given); its errors name the flags."""
     from .predict import PredictOptions
 
-    given = {k: getattr(args, k, None) for k in ("mode", "crop", "stride", "backend")}
+    given = {k: getattr(args, k, None) for k in ("mode", "crop", "stride", "backend", "calibrate")}
     given |= {"tta": getattr(args, "tta", False) or None, "dtype": None if getattr(args, "dtype", "fp32") == "fp32" else args.dtype}
     given |= fields
     try:

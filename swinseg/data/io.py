@@ -15,6 +15,7 @@ import torch
 from ..files import atomic_write
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "ImageLike",
     "as_rgb",
     "label_dtype",
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+# What a folder of images holds (predict's inputs, INT8 calibration).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def write_image(path: Path, image: np.ndarray) -> None:

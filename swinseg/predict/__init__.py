@@ -25,10 +25,11 @@ from .images import (
     tta_probs,
     upsampled_argmax,
 )
-from .options import BACKENDS, TTA_RATIOS, PredictOptions, as_options
+from .options import BACKENDS, PRECISIONS, TTA_RATIOS, PredictOptions, as_options
 
 __all__ = [
     "BACKENDS",
+    "PRECISIONS",
     "TTA_RATIOS",
     "PredictOptions",
     "Prediction",

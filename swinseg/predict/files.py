@@ -17,7 +17,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import read_image
-from ..data.io import label_dtype, write_extras, write_image
+from ..data.io import IMAGE_SUFFIXES, label_dtype, write_extras, write_image
 from ..data.loader import shard
 from ..data.tiff import tiff_size
 from ..engine.distributed import get_rank, get_world_size
@@ -31,7 +31,6 @@ from .video import VIDEO_SUFFIXES, predict_video
 
 __all__ = ["IMAGE_SUFFIXES", "TILED_PIXELS", "expand_inputs", "predict_files"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # TIFF images larger than this (an 8192 x 8192 scene) are streamed at native resolution.
 TILED_PIXELS = 2**26
 

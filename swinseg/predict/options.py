@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["BACKENDS", "PredictOptions", "TTA_RATIOS", "as_options"]
+__all__ = ["BACKENDS", "PRECISIONS", "PredictOptions", "TTA_RATIOS", "as_options"]
 
 # MMSegmentation's ADE20K tta_pipeline: scale ratios relative to the original image.
 TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 BACKENDS = ("torch", "compile", "onnxruntime", "openvino")
-DTYPES = (None, "fp32", "bf16", "fp16")
+PRECISIONS = (None, "fp32", "bf16", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class PredictOptions:
     ``entropy``, ``topk``: what a :class:`~swinseg.predict.Prediction` carries beside the
     labels; ``confidence_bits``: the depth of written confidence maps (8 or 16; needs
     ``confidence``). ``batch_size``: images decoded and written together (each is computed on its
-    own). ``backend`` and ``dtype``: which runtime computes the logits (:mod:`swinseg.runtimes`)."""
+    own). ``backend`` and ``dtype``: which runtime computes the logits (:mod:`swinseg.runtimes`);
+    ``int8`` is OpenVINO's graph quantized by NNCF on the images of ``calibrate`` (a folder of
+    images, or a config whose training images it takes)."""
 
     mode: str | None = None
     crop: int | None = None
@@ -42,6 +44,7 @@ class PredictOptions:
     batch_size: int = 1
     backend: str = "torch"
     dtype: str | None = None
+    calibrate: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in (None, "whole", "slide"):
@@ -66,8 +69,16 @@ class PredictOptions:
             raise ValueError(f"batch_size must be 1 or more, got {self.batch_size!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be fp32, bf16 or fp16, got {self.dtype!r}")
+        if self.dtype not in PRECISIONS:
+            raise ValueError(f"dtype must be fp32, bf16, fp16 or int8, got {self.dtype!r}")
+        if self.dtype == "int8" and self.backend != "openvino":
+            raise ValueError(f"dtype int8 is OpenVINO's quantized graph: it needs backend openvino, not {self.backend}")
+        if self.dtype == "int8" and not self.calibrate:
+            raise ValueError("dtype int8 needs calibrate: a folder of images, or a config whose training images calibrate the quantization")
+        if self.calibrate and self.dtype != "int8":
+            raise ValueError(
+                f"calibrate calibrates dtype int8: it does nothing with dtype {self.dtype or 'fp32'} (drop it, or add dtype int8)"
+            )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **fields: Any) -> PredictOptions:
@@ -78,6 +89,12 @@ class PredictOptions:
         if merged.get("mode") == "whole" and "mode" not in fields and (fields.get("crop") or fields.get("stride")):
             merged["mode"] = None  # crop/stride on the command line ask for slide over the config's whole
         return cls(**merged)
+
+    @property
+    def weights(self) -> str:
+        """The dtype to load torch weights in: the options' for the torch backends; float32 for
+        the graph backends, which export from float32 weights and convert on their own."""
+        return (self.dtype or "fp32") if self.backend in ("torch", "compile") else "fp32"
 
     @property
     def bits(self) -> int:

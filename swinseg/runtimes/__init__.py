@@ -33,7 +33,7 @@ def load_runtime(model: Any, options: Any) -> Any:
     weights = next(model.parameters()).dtype
     if options.backend == "torch" and (options.dtype is None or parse_dtype(options.dtype) == weights):
         return model
-    key = (options.backend, options.dtype)
+    key = (options.backend, options.dtype, options.calibrate)
     made = _RUNTIMES.setdefault(model, {})
     if key not in made:
         if options.backend in ("torch", "compile") and options.dtype is not None and parse_dtype(options.dtype) != weights:

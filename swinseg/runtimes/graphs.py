@@ -7,8 +7,8 @@ segmentor's description in its metadata, so it runs alone (:func:`load_graph`).
 
 Precision: ONNX Runtime runs fp32. OpenVINO runs f32, or bf16 where the CPU has it
 (``INFERENCE_PRECISION_HINT``; OpenVINO lists ``BF16`` in the CPU's
-``OPTIMIZATION_CAPABILITIES``): a request it cannot honour is refused, never silently run in
-another precision.
+``OPTIMIZATION_CAPABILITIES``), or int8 (the graph quantized by NNCF, kept beside the f32 one): a
+request it cannot honour is refused, never silently run in another precision.
 """
 
 from __future__ import annotations
@@ -87,10 +87,15 @@ def _info(text: str, path: Path) -> SegmentorInfo:
 
 
 def graph_runtime(model: nn.Module, options: Any) -> Runtime:
-    """``model`` run by ``options.backend`` (onnxruntime or openvino) in ``options.dtype``."""
+    """``model`` run by ``options.backend`` (onnxruntime or openvino) in ``options.dtype``; int8
+    quantizes OpenVINO's graph on ``options.calibrate`` (:mod:`.quantize`)."""
     precision = options.dtype or "fp32"
     need(options.backend)
     path = cached_graph(model, options.backend)
+    if precision == "int8":
+        from .quantize import quantized_graph
+
+        path = quantized_graph(model, path, options.calibrate)
     return Runtime(SegmentorInfo.of(model), session(path, options.backend, precision), options.backend, precision)
 
 

@@ -15,9 +15,9 @@ from torch import Tensor
 
 from ..files import atomic_write, home
 
-__all__ = ["need", "onnx_metadata", "session", "to_openvino"]
+__all__ = ["need", "onnx_metadata", "save_ir", "session", "to_openvino"]
 
-EXTRAS = {"onnxruntime": "export", "onnx": "export", "openvino": "openvino"}
+EXTRAS = {"onnxruntime": "export", "onnx": "export", "openvino": "openvino", "nncf": "int8"}
 
 
 def need(module: str) -> Any:
@@ -32,11 +32,18 @@ def to_openvino(onnx_path: Path, xml_path: Path) -> Path:
     ov = need("openvino")
     graph = ov.convert_model(str(onnx_path))
     graph.set_rt_info(onnx_metadata(onnx_path), "swinseg")
+    return save_ir(graph, xml_path)
+
+
+def save_ir(graph: Any, xml_path: Path) -> Path:
+    """Write an OpenVINO model as IR (``.xml`` + ``.bin``, weights as they are) so that a reader
+    never sees half of it: the ``.bin`` first, the ``.xml`` last and complete."""
+    ov = need("openvino")
     bin_path = xml_path.with_suffix(".bin")
 
     def write(tmp: Path) -> None:
         ov.save_model(graph, str(tmp), compress_to_fp16=False)
-        os.replace(tmp.with_suffix(".bin"), bin_path)  # the weights first: the .xml appears last, complete
+        os.replace(tmp.with_suffix(".bin"), bin_path)
 
     atomic_write(xml_path, write, keep_suffix=True)
     return xml_path
@@ -75,7 +82,7 @@ def _openvino(path: Path, precision: str) -> Any:
         capabilities = ", ".join(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
         raise ValueError(f"this CPU has no bf16 for OpenVINO (its capabilities: {capabilities}); use fp32")
     core.set_property({"CACHE_DIR": str(home() / "graphs" / "openvino-cache")})
-    hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+    hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[precision]  # int8: the quantized graph; what it leaves float, in f32
     compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
     request = compiled.create_infer_request()
 
@@ -87,6 +94,7 @@ def _openvino(path: Path, precision: str) -> Any:
 
 
 def session(path: Path, backend: str, precision: str = "fp32") -> Callable[[Tensor], Tensor]:
-    """The graph at ``path`` run by ``backend`` (onnxruntime or openvino) in ``precision``: a
-    function from a normalized (B, 3, H, W) batch to its logits, on the CPU."""
+    """The graph at ``path`` run by ``backend`` (onnxruntime or openvino) in ``precision`` (int8:
+    a graph NNCF quantized): a function from a normalized (B, 3, H, W) batch to its logits, on the
+    CPU."""
     return _onnxruntime(path, precision) if backend == "onnxruntime" else _openvino(path, precision)

@@ -140,7 +140,7 @@ def test_checkpoint(
     options = options or PredictOptions.from_config(config)
     graph = Path(checkpoint).suffix in GRAPH_SUFFIXES
     config, model, load_report, dataset = load_for_evaluation(
-        config, None, None if graph else checkpoint, init_distributed(device), "fp32" if graph else options.dtype or "fp32"
+        config, None, None if graph else checkpoint, init_distributed(device), "fp32" if graph else options.weights
     )
     model = load_graph(checkpoint, options) if graph else load_runtime(model, options)
     if model.num_classes != dataset.num_classes:

@@ -105,7 +105,7 @@ def config_fps(
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config = load_config(config_name, overrides)
     options = options or PredictOptions.from_config(config)
-    config, model, _, dataset = load_for_evaluation(config, None, checkpoint, target, options.dtype or "fp32")
+    config, model, _, dataset = load_for_evaluation(config, None, checkpoint, target, options.weights)
     model = load_runtime(model, options)
     print(
         f"{Path(config['source']).stem}: {images} passes over {len(dataset)} validation images (the first {warmup} untimed) "

@@ -139,6 +139,60 @@ def test_precisions_a_backend_cannot_run_are_refused(same_home, monkeypatch):
         load_runtime(fresh, PredictOptions(backend="openvino"))
 
 
+@pytest.mark.skipif(openvino is None, reason="the openvino extra is not installed")
+def test_int8_is_a_quantized_openvino_graph_that_labels_as_fp32(same_home, tmp_path, capsys):
+    """The graph NNCF writes has FakeQuantize nodes (it really is INT8), is made once per weights
+    and calibration images, and labels nearly every pixel as torch fp32 does, through the API and
+    the command line."""
+    pytest.importorskip("nncf")
+    model, home = same_home
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i}.png"), _image(50 + 4 * i, 90, seed=10 + i))
+    options = PredictOptions(backend="openvino", dtype="int8", calibrate=str(folder))
+    runtime = load_runtime(model, options)
+    assert runtime.precision == "int8"
+    assert "quantizing" in capsys.readouterr().err
+    (graph,) = (home / "graphs").glob("*-int8-*.xml")
+    assert "FakeQuantize" in {op.get_type_name() for op in openvino.Core().read_model(str(graph)).get_ops()}
+    load_runtime(copy.deepcopy(model), options)  # another object, the same weights and images
+    assert "quantizing" not in capsys.readouterr().err
+    images = [_image(), _image(40, 130, seed=1)]
+    same = total = 0
+    for got, expected in zip(predict_outputs(runtime, images), predict_outputs(model, images), strict=True):
+        same, total = same + int((got.labels == expected.labels).sum()), total + expected.labels.numel()
+    assert same / total >= 0.9, same / total  # 8-bit activations and weights on random weights' near-ties (96% here)
+    checkpoint = swinseg.save_checkpoint(model, tmp_path / "m.safetensors")
+    cv2.imwrite(str(tmp_path / "a.png"), images[0][..., ::-1])  # OpenCV writes BGR
+    args = ["predict", str(checkpoint), str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--workers", "0"]
+    assert main([*args, "--backend", "openvino", "--dtype", "int8", "--calibrate", str(folder)]) == 0
+    written = cv2.imread(str(tmp_path / "out" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(written, predict_outputs(runtime, images[0])[0].labels.numpy())
+
+
+def test_int8_options_and_missing_pieces_are_clear(same_home, tmp_path, monkeypatch, capsys):
+    model, _ = same_home
+    with pytest.raises(ValueError, match="int8 .* needs backend openvino, not torch"):
+        PredictOptions(dtype="int8", calibrate=str(tmp_path))
+    with pytest.raises(ValueError, match="int8 needs calibrate"):
+        PredictOptions(backend="openvino", dtype="int8")
+    with pytest.raises(ValueError, match="calibrate calibrates dtype int8: it does nothing with dtype bf16"):
+        PredictOptions(backend="openvino", dtype="bf16", calibrate=str(tmp_path))
+    assert main(["predict", "m.pth", "a.png", "--out", str(tmp_path), "--dtype", "int8", "--calibrate", str(tmp_path)]) == 1
+    assert "error: --dtype int8 is OpenVINO's quantized graph: it needs --backend openvino, not torch" in capsys.readouterr().err
+    if openvino is None:
+        return
+    pytest.importorskip("nncf")
+    with pytest.raises(ValueError, match="calibrate 'nowhere' is neither a folder of images nor a config"):
+        load_runtime(model, PredictOptions(backend="openvino", dtype="int8", calibrate="nowhere"))
+    with pytest.raises(FileNotFoundError, match="no images found"):
+        load_runtime(model, PredictOptions(backend="openvino", dtype="int8", calibrate=str(tmp_path)))
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(ImportError, match=r"pip install 'swinseg\[int8\]'"):
+        load_runtime(copy.deepcopy(model), PredictOptions(backend="openvino", dtype="int8", calibrate=str(tmp_path)))
+
+
 def test_compile_traces_each_size_once_and_reports_it(monkeypatch, capsys):
     """Dynamo for real, Inductor replaced by a backend that counts graphs (Inductor takes minutes
     per model on a 2-core CPU; benchmarks/runtimes.py times it). A size seen again reuses its
