@@ -105,6 +105,10 @@ def load_graph(path: str | os.PathLike, options: Any) -> Runtime:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"graph {path} does not exist")
+    if options.dtype == "int8":
+        raise ValueError(
+            f"{path} is an exported graph: dtype int8 quantizes the graph swinseg exports from a checkpoint; give the checkpoint"
+        )
     if path.suffix == ".xml":
         if options.backend not in ("torch", "openvino"):
             raise ValueError(f"{path} is an OpenVINO graph: it runs with backend openvino, not {options.backend}")

@@ -18,7 +18,7 @@ from swinseg.cli import main
 from swinseg.ops import tuning
 from swinseg.predict import PredictOptions, predict_outputs
 from swinseg.runtimes import Runtime, load_runtime
-from swinseg.runtimes.graphs import cached_graph, weights_digest
+from swinseg.runtimes.graphs import cached_graph, load_graph, weights_digest
 
 from ..helpers import tiny_segmentor
 
@@ -184,6 +184,14 @@ def test_int8_options_and_missing_pieces_are_clear(same_home, tmp_path, monkeypa
     if openvino is None:
         return
     pytest.importorskip("nncf")
+    exported = cached_graph(model, "openvino")
+    with pytest.raises(ValueError, match="is an exported graph: dtype int8 quantizes the graph swinseg exports from a checkpoint"):
+        load_graph(exported, PredictOptions(backend="openvino", dtype="int8", calibrate=str(tmp_path)))
+    assert (
+        main(["predict", str(exported), "a.png", "--out", str(tmp_path), "--backend", "openvino", "--dtype", "int8", "--calibrate", "x"])
+        == 1
+    )
+    assert "is an exported graph: dtype int8 quantizes" in capsys.readouterr().err.splitlines()[-1]
     with pytest.raises(ValueError, match="calibrate 'nowhere' is neither a folder of images nor a config"):
         load_runtime(model, PredictOptions(backend="openvino", dtype="int8", calibrate="nowhere"))
     with pytest.raises(FileNotFoundError, match="no images found"):
