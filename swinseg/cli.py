@@ -221,8 +221,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     source = resolve(load_config(args.model, args.set) if args.set else args.model)
     if source.kind == "config" and not args.checkpoint:
         raise ValueError(f"exporting config {args.model} needs a CHECKPOINT with its trained weights")
+    if (args.dtype == "int8") != bool(args.calibrate):
+        raise ValueError("--dtype int8 needs --calibrate IMAGES|CONFIG" if args.calibrate is None else "--calibrate needs --dtype int8")
+    if args.dtype == "int8" and out.suffix != ".xml":
+        raise ValueError(f"--dtype int8 is OpenVINO's quantized graph: --out must be an .xml file, not {out.name}")
     model = _load(source, args.checkpoint, published=True)
-    export_and_check(model, out, side=args.size, opset=args.opset, tolerance=None if args.no_check else args.tolerance)
+    tolerance = None if args.no_check else args.tolerance
+    export_and_check(model, out, side=args.size, opset=args.opset, tolerance=tolerance, calibrate=args.calibrate)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -256,6 +261,9 @@ def _add_dtype(
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help=help)
 
 
+CALIBRATE_HELP = "--dtype int8: a folder of images, or a config whose training images calibrate it"
+
+
 def _add_predict_options(parser: argparse.ArgumentParser) -> None:
     """The flags of :class:`swinseg.predict.PredictOptions` that predict, test and benchmark share."""
     from .predict import BACKENDS, PRECISIONS
@@ -272,12 +280,9 @@ def _add_predict_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
         choices=[p for p in PRECISIONS if p],
-        default="fp32",
         help="precision of the logits (default fp32; int8: --backend openvino, quantized by NNCF on --calibrate)",
     )
-    parser.add_argument(
-        "--calibrate", metavar="IMAGES|CONFIG", help="--dtype int8: a folder of images, or a config whose training images calibrate it"
-    )
+    parser.add_argument("--calibrate", metavar="IMAGES|CONFIG", help=CALIBRATE_HELP)
 
 
 # library parameter -> the flag that sets it, for the errors the command line prints
@@ -301,7 +306,7 @@ def _options(args: argparse.Namespace, config: dict | None = None, **fields: Any
     from .predict import PredictOptions
 
     given = {k: getattr(args, k, None) for k in ("mode", "crop", "stride", "backend", "calibrate")}
-    given |= {"tta": getattr(args, "tta", False) or None, "dtype": None if getattr(args, "dtype", "fp32") == "fp32" else args.dtype}
+    given |= {"tta": getattr(args, "tta", False) or None, "dtype": getattr(args, "dtype", None)}
     given |= fields
     try:
         if config is not None:
@@ -546,6 +551,10 @@ def _args_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=18, choices=range(17, 24), metavar="17..23", help="ONNX opset (default 18)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |logits difference| accepted by the check (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
+    p.add_argument(
+        "--dtype", choices=("fp32", "int8"), default="fp32", help="fp32 (default), or int8: OpenVINO IR quantized by NNCF on --calibrate"
+    )
+    p.add_argument("--calibrate", metavar="IMAGES|CONFIG", help=CALIBRATE_HELP)
     _add_set(p, "config overrides")
     p.set_defaults(func=cmd_export)
 

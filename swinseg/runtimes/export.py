@@ -212,11 +212,31 @@ def export_and_check(
     side: int | None = None,
     opset: int = 18,
     tolerance: float | None = 1e-4,
+    calibrate: str | None = None,
 ) -> None:
     """``swinseg export``: :func:`export_graph`, then (unless ``tolerance`` is None)
-    :func:`compare_graph` at two other sizes; an error when they differ by more than ``tolerance``."""
+    :func:`compare_graph` at two other sizes; an error when they differ by more than ``tolerance``.
+    With ``calibrate`` (a segmentor to an ``.xml``), the checked f32 graph is then quantized to
+    INT8 by NNCF on those images (:func:`~swinseg.runtimes.quantize.quantize`) and only that is kept."""
+    path = Path(path)
     kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
-    engine = "OpenVINO" if Path(path).suffix == ".xml" else "onnxruntime"
+    if calibrate is not None and (kind != "segmentor" or path.suffix != ".xml"):
+        raise ValueError(f"INT8 is OpenVINO's quantized segmentor: export a segmentor to an .xml file, not a {kind} to {path.name}")
+    graph = path if calibrate is None else path.with_name(f".{path.stem}.f32.xml")
+    try:
+        _export_and_check(model, graph, kind, side, opset, tolerance)
+        if calibrate is not None:
+            from .quantize import quantize
+
+            quantize(model, graph, calibrate, path)
+    finally:
+        if graph != path:
+            graph.unlink(missing_ok=True)
+            graph.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def _export_and_check(model: nn.Module, path: Path, kind: str, side: int | None, opset: int, tolerance: float | None) -> None:
+    engine = "OpenVINO" if path.suffix == ".xml" else "onnxruntime"
     start = time.perf_counter()
     with working(f"exporting the {kind} to {path}"):
         low, high = export_graph(model, path, side=side, opset=opset)

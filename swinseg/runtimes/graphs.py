@@ -105,11 +105,10 @@ def load_graph(path: str | os.PathLike, options: Any) -> Runtime:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"graph {path} does not exist")
-    if options.dtype == "int8":
-        raise ValueError(
-            f"{path} is an exported graph: dtype int8 quantizes the graph swinseg exports from a checkpoint; give the checkpoint"
-        )
+    quantized = False
     if path.suffix == ".xml":
+        from .quantize import is_quantized
+
         if options.backend not in ("torch", "openvino"):
             raise ValueError(f"{path} is an OpenVINO graph: it runs with backend openvino, not {options.backend}")
         ov = need("openvino")
@@ -117,11 +116,19 @@ def load_graph(path: str | os.PathLike, options: Any) -> Runtime:
         if not graph.has_rt_info("swinseg"):
             raise ValueError(f"{path} was not exported by swinseg (no 'swinseg' metadata): export it with swinseg export")
         text, backend = str(graph.get_rt_info("swinseg").astype(str)), "openvino"
+        quantized = is_quantized(graph)
     elif path.suffix == ".onnx":
         if options.backend not in ("torch", "onnxruntime", "openvino"):
             raise ValueError(f"{path} is an ONNX graph: it runs with backend onnxruntime or openvino, not {options.backend}")
         text, backend = onnx_metadata(path), "openvino" if options.backend == "openvino" else "onnxruntime"
     else:
         raise ValueError(f"{path}: a graph is a .onnx or an OpenVINO .xml file")
-    precision = options.dtype or "fp32"
+    if quantized and options.dtype is not None:
+        raise ValueError(f"{path} is an INT8 graph (quantized by NNCF): it runs as it was quantized, not in dtype {options.dtype}")
+    if options.dtype == "int8":
+        raise ValueError(
+            f"{path} is an exported graph: dtype int8 quantizes the graph swinseg exports from a checkpoint; give the checkpoint"
+            " (or swinseg export --dtype int8)"
+        )
+    precision = "int8" if quantized else options.dtype or "fp32"
     return Runtime(_info(text, path), session(path, backend, precision), backend, precision)

@@ -15,6 +15,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -24,7 +25,7 @@ from ..data.io import IMAGE_SUFFIXES, read_image
 from ..progress import working
 from .sessions import need, save_ir
 
-__all__ = ["SUBSET", "calibration_files", "quantized_graph"]
+__all__ = ["SUBSET", "calibration_files", "is_quantized", "quantize", "quantized_graph"]
 
 SUBSET = 300
 
@@ -47,23 +48,35 @@ def calibration_files(source: str, num_classes: int) -> list[Path]:
     return [files[i * len(files) // count] for i in range(count)]
 
 
-def quantized_graph(model: nn.Module, xml: Path, source: str) -> Path:
-    """The INT8 graph of ``model`` beside its f32 IR ``xml``, quantized on first use on the
-    images of ``source`` (:func:`calibration_files`)."""
+def quantize(model: nn.Module, xml: Path, source: str, target: Path, files: list[Path] | None = None) -> Path:
+    """NNCF's INT8 graph of ``model``'s f32 IR ``xml``, calibrated on the images of ``source``
+    (:func:`calibration_files`, unless ``files`` are given) and written to ``target`` with the
+    f32 graph's metadata."""
     nncf, ov = need("nncf"), need("openvino")
-    files = calibration_files(source, model.num_classes)
-    digest = hashlib.sha256(nncf.__version__.encode())
-    for file in files:
-        digest.update(file.read_bytes())
-    target = xml.with_name(f"{xml.stem}-int8-{digest.hexdigest()[:12]}.xml")
-    if target.is_file():
-        return target
+    files = files or calibration_files(source, model.num_classes)
     start = time.perf_counter()
     graph = ov.Core().read_model(str(xml))
     samples = nncf.Dataset(files, lambda file: model.preprocessing(read_image(file), None)[None].numpy())
-    with working(f"quantizing {xml.name} to INT8 with NNCF on {len(files)} images from {source} (once for these weights and images)"):
+    with working(f"quantizing {xml.name} to INT8 with NNCF on {len(files)} images from {source}"):
         quantized = nncf.quantize(graph, samples, subset_size=len(files))
     quantized.set_rt_info(str(graph.get_rt_info("swinseg").astype(str)), "swinseg")
     save_ir(quantized, target)
     print(f"quantized the segmentor to INT8 in {time.perf_counter() - start:.0f} s: {target}", file=sys.stderr)
     return target
+
+
+def quantized_graph(model: nn.Module, xml: Path, source: str) -> Path:
+    """The INT8 graph of ``model`` beside its f32 IR ``xml``, quantized (:func:`quantize`) on the
+    first use of these weights and calibration images."""
+    nncf = need("nncf")
+    files = calibration_files(source, model.num_classes)
+    digest = hashlib.sha256(nncf.__version__.encode())
+    for file in files:
+        digest.update(file.read_bytes())
+    target = xml.with_name(f"{xml.stem}-int8-{digest.hexdigest()[:12]}.xml")
+    return target if target.is_file() else quantize(model, xml, source, target, files)
+
+
+def is_quantized(graph: Any) -> bool:
+    """Whether an OpenVINO model holds NNCF's FakeQuantize nodes (an INT8 graph)."""
+    return any(op.get_type_name() == "FakeQuantize" for op in graph.get_ops())

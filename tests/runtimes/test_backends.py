@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import shutil
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -120,6 +121,14 @@ def test_a_streamed_tiff_through_onnxruntime_equals_torch(same_home, tmp_path):
     assert (torch_labels == ort_labels).mean() >= 0.999
 
 
+def _calibration(tmp_path) -> Path:
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i}.png"), _image(50 + 4 * i, 90, seed=10 + i))
+    return folder
+
+
 def test_precisions_a_backend_cannot_run_are_refused(same_home, monkeypatch):
     model, _ = same_home
     with pytest.raises(ValueError, match="onnxruntime runs fp32"):
@@ -146,10 +155,7 @@ def test_int8_is_a_quantized_openvino_graph_that_labels_as_fp32(same_home, tmp_p
     the command line."""
     pytest.importorskip("nncf")
     model, home = same_home
-    folder = tmp_path / "calibration"
-    folder.mkdir()
-    for i in range(8):
-        cv2.imwrite(str(folder / f"{i}.png"), _image(50 + 4 * i, 90, seed=10 + i))
+    folder = _calibration(tmp_path)
     options = PredictOptions(backend="openvino", dtype="int8", calibrate=str(folder))
     runtime = load_runtime(model, options)
     assert runtime.precision == "int8"
@@ -169,6 +175,44 @@ def test_int8_is_a_quantized_openvino_graph_that_labels_as_fp32(same_home, tmp_p
     assert main([*args, "--backend", "openvino", "--dtype", "int8", "--calibrate", str(folder)]) == 0
     written = cv2.imread(str(tmp_path / "out" / "a.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(written, predict_outputs(runtime, images[0])[0].labels.numpy())
+
+
+@pytest.mark.skipif(openvino is None, reason="the openvino extra is not installed")
+def test_swinseg_export_int8_writes_the_quantized_graph_that_runs_alone(same_home, tmp_path, capsys):
+    """``swinseg export --dtype int8 --calibrate`` keeps only the INT8 IR; given as MODEL it runs
+    int8 (its metadata is the f32 graph's), labelling as the cached int8 runtime does; a precision
+    asked of it, or int8 without its pieces, is one line."""
+    pytest.importorskip("nncf")
+    model, _ = same_home
+    folder = _calibration(tmp_path)
+    checkpoint = swinseg.save_checkpoint(model, tmp_path / "m.safetensors")
+    out = tmp_path / "graph" / "int8.xml"
+    out.parent.mkdir()
+    assert main(["export", str(checkpoint), "--out", str(out), "--dtype", "int8", "--calibrate", str(folder)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["int8.bin", "int8.xml"]
+    assert "FakeQuantize" in {op.get_type_name() for op in openvino.Core().read_model(str(out)).get_ops()}
+    alone = load_graph(out, PredictOptions(backend="openvino"))
+    assert alone.precision == "int8" and alone.num_classes == model.num_classes
+    cached = load_runtime(model, PredictOptions(backend="openvino", dtype="int8", calibrate=str(folder)))
+    images = [_image(), _image(40, 130, seed=1)]
+    for got, expected in zip(predict_outputs(alone, images), predict_outputs(cached, images), strict=True):
+        assert (got.labels == expected.labels).double().mean() >= 0.99
+    cv2.imwrite(str(tmp_path / "a.png"), images[0][..., ::-1])
+    args = ["predict", str(out), str(tmp_path / "a.png"), "--workers", "0"]
+    assert main([*args, "--out", str(tmp_path / "pred")]) == 0
+    written = cv2.imread(str(tmp_path / "pred" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(written, predict_outputs(alone, images[0])[0].labels.numpy())
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "pred32"), "--dtype", "fp32"]) == 1
+    assert "is an INT8 graph (quantized by NNCF): it runs as it was quantized, not in dtype fp32" in capsys.readouterr().err
+    export = ["export", str(checkpoint), "--out"]
+    for extra, message in (
+        ([str(out), "--dtype", "int8"], "--dtype int8 needs --calibrate IMAGES|CONFIG"),
+        ([str(out), "--calibrate", str(folder)], "--calibrate needs --dtype int8"),
+        ([str(tmp_path / "m.onnx"), "--dtype", "int8", "--calibrate", str(folder)], "--out must be an .xml file, not m.onnx"),
+    ):
+        assert main([*export, *extra]) == 1
+        assert message in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_int8_options_and_missing_pieces_are_clear(same_home, tmp_path, monkeypatch, capsys):
