@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import types
 from typing import Any
 
 import torch
@@ -27,6 +28,16 @@ from .base import Runtime, SegmentorInfo
 __all__ = ["compiled_runtime"]
 
 
+def _own_decode(model: nn.Module) -> Any:
+    """``model.decode`` bound to a copy of its code object. Dynamo keeps graphs and counts the
+    recompile limit per code object, which every segmentor's ``decode`` shares: without the copy,
+    two compiled runtimes (fp32 and bf16, say) would share one limit, and the second would run
+    eager while this module reports it compiled."""
+    func = type(model).decode
+    code = func.__code__.replace()
+    return types.MethodType(types.FunctionType(code, func.__globals__, func.__name__, func.__defaults__, func.__closure__), model)
+
+
 def compiled_runtime(model: nn.Module, options: Any) -> Runtime:
     """A :class:`Runtime` whose decode is ``torch.compile(model.decode, dynamic=False)`` with
     freezing, in the model's dtype; the first batch of each size compiles, and says how long it
@@ -34,7 +45,7 @@ def compiled_runtime(model: nn.Module, options: Any) -> Runtime:
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home() / "inductor"))
     model.eval()
     read_environment()
-    compiled = torch.compile(model.decode, dynamic=False, options={"freezing": True})
+    compiled = torch.compile(_own_decode(model), dynamic=False, options={"freezing": True})
     weight = next(model.parameters())
     limit = torch._dynamo.config.recompile_limit
     sizes: set[tuple[int, ...]] = set()

@@ -280,6 +280,12 @@ def test_compile_traces_each_size_once_and_reports_it(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("new sizes run eager") == 1 and "compiled for" not in err
     assert load_runtime(model, PredictOptions(backend="compile")) is runtime
+    bf16 = load_runtime(model, PredictOptions(backend="compile", dtype="bf16"))  # its own limit, not the fp32 one's
+    for height, width in [(61, 93), (40, 52)]:
+        predict_outputs(bf16, _image(height, width))
+    assert len(graphs) == 4
+    err = capsys.readouterr().err
+    assert err.count("compiled for 1x3x") == 2 and "run eager" not in err
     torch._dynamo.reset()
 
 
