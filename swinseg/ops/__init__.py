@@ -18,7 +18,7 @@ from .conv import conv3x3
 from .dispatch import explain
 from .linear import linear
 from .machine import cpu_info, machine_info, signature
-from .precision import DTYPES, parse_dtype
+from .precision import DTYPES, dtype_name, parse_dtype
 from .tuning import ENV, choices, configure, forced, restore
 from .windows import padded, relative_position_index, shift_window_mask
 
@@ -29,6 +29,7 @@ __all__ = [
     "configure",
     "conv3x3",
     "cpu_info",
+    "dtype_name",
     "explain",
     "forced",
     "linear",

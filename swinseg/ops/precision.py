@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["DTYPES", "parse_dtype"]
+__all__ = ["DTYPES", "dtype_name", "parse_dtype"]
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """A torch floating dtype's name in :data:`DTYPES`: ``torch.bfloat16`` -> ``"bf16"``."""
+    return next(name for name, value in DTYPES.items() if value == dtype)
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -15,10 +15,10 @@ import copy
 import weakref
 from typing import Any
 
-from ..ops import parse_dtype
+from ..ops import dtype_name, parse_dtype
 from .base import Runtime, SegmentorInfo
 
-__all__ = ["Runtime", "SegmentorInfo", "load_runtime"]
+__all__ = ["Runtime", "SegmentorInfo", "load_runtime", "runs_as"]
 
 
 _RUNTIMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -48,3 +48,12 @@ def load_runtime(model: Any, options: Any) -> Any:
 
             made[key] = graph_runtime(model, options)
     return made[key]
+
+
+def runs_as(model: Any) -> tuple[str, str]:
+    """``(backend, precision)`` that compute ``model``'s logits, for reports: a runtime's own (an
+    exported graph given as MODEL runs on its engine; an INT8 graph in int8), else torch in the
+    dtype of its weights."""
+    if isinstance(model, Runtime):
+        return model.backend, model.precision
+    return "torch", dtype_name(next(model.parameters()).dtype)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..files import home
+from ..ops import dtype_name
 from ..ops.tuning import read_environment
 from ..progress import working
 from .base import Runtime, SegmentorInfo
@@ -73,5 +74,4 @@ def compiled_runtime(model: nn.Module, options: Any) -> Runtime:
             print(f"compiled for {'x'.join(map(str, size))} in {time.perf_counter() - start:.0f} s (cache: {cache})", file=sys.stderr)
             return out
 
-    precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[weight.dtype]
-    return Runtime(SegmentorInfo.of(model), decode, "compile", precision, weight.device, weight.dtype)
+    return Runtime(SegmentorInfo.of(model), decode, "compile", dtype_name(weight.dtype), weight.device, weight.dtype)

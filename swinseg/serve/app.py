@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.io import decode_image, label_dtype, quantize_confidence
 from ..predict import PredictOptions, predict_outputs
+from ..runtimes import runs_as
 from .batcher import Batcher, QueueFull
 
 __all__ = ["ServeSettings", "create_app"]
@@ -258,7 +259,8 @@ def create_app(load: Callable[[], Any], options: PredictOptions | None = None, s
         if state["model"] is None:
             return error(503, f"not ready: {state['error']}" if state["error"] else "not ready: the model is loading")
         model = state["model"]
-        return {"status": "ready", "classes": model.num_classes, "backend": base.backend, "dtype": base.dtype or "fp32"}
+        backend, precision = runs_as(model)
+        return {"status": "ready", "classes": model.num_classes, "backend": backend, "dtype": precision}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -25,7 +25,7 @@ from ..files import atomic_write, check_writable
 from ..models.zoo import get_spec, list_models
 from ..ops import machine_info
 from ..predict import PredictOptions, input_placement, predict
-from ..runtimes import load_runtime
+from ..runtimes import load_runtime, runs_as
 from ..runtimes.graphs import GRAPH_SUFFIXES, load_graph
 from .label_doctor import diagnose, scan_labels
 from .report import Report, write_report
@@ -188,13 +188,13 @@ def _facts(config: dict[str, Any], checkpoint: str, model: Any, options: Predict
     mode, crop, stride = options.windows(model.test_cfg)
     machine = machine_info(input_placement(model)[0])
     where = machine["gpu"]["name"] if "gpu" in machine else f"{machine['cpu']['model']} ({machine['threads']} threads)"
-    precision = getattr(model, "precision", None) or options.dtype or "fp32"
+    backend, precision = runs_as(model)
     return {
         "checkpoint": str(checkpoint),
         "config": str(config["source"]),
         "images": str(images),
         "inference": f"{mode}" + (f" (crop {crop}, stride {stride})" if mode == "slide" else "") + (", ms+flip TTA" if options.tta else ""),
-        "backend": f"{options.backend}, {precision}",
+        "backend": f"{backend}, {precision}",
         "machine": where,
         "versions": f"swinseg {version('swinseg')}, torch {torch.__version__}",
         "time": f"{seconds:.1f} s",

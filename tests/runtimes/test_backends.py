@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ import swinseg
 from swinseg.cli import main
 from swinseg.ops import tuning
 from swinseg.predict import PredictOptions, predict_outputs
-from swinseg.runtimes import Runtime, load_runtime
+from swinseg.runtimes import Runtime, load_runtime, runs_as
 from swinseg.runtimes.graphs import cached_graph, load_graph, weights_digest
 
 from ..helpers import tiny_segmentor
@@ -177,6 +178,18 @@ def test_int8_is_a_quantized_openvino_graph_that_labels_as_fp32(same_home, tmp_p
     assert np.array_equal(written, predict_outputs(runtime, images[0])[0].labels.numpy())
 
 
+def _served_as(load) -> tuple[str, str]:
+    """The backend and dtype ``swinseg serve``'s /health/ready reports for the model ``load`` gives."""
+    testclient = pytest.importorskip("fastapi.testclient")
+    from swinseg.serve.app import create_app
+
+    with testclient.TestClient(create_app(load)) as client:
+        deadline = time.monotonic() + 60
+        while (ready := client.get("/health/ready")).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return ready.json()["backend"], ready.json()["dtype"]
+
+
 @pytest.mark.skipif(openvino is None, reason="the openvino extra is not installed")
 def test_swinseg_export_int8_writes_the_quantized_graph_that_runs_alone(same_home, tmp_path, capsys):
     """``swinseg export --dtype int8 --calibrate`` keeps only the INT8 IR; given as MODEL it runs
@@ -193,6 +206,8 @@ def test_swinseg_export_int8_writes_the_quantized_graph_that_runs_alone(same_hom
     assert "FakeQuantize" in {op.get_type_name() for op in openvino.Core().read_model(str(out)).get_ops()}
     alone = load_graph(out, PredictOptions(backend="openvino"))
     assert alone.precision == "int8" and alone.num_classes == model.num_classes
+    assert _served_as(lambda: load_graph(out, PredictOptions())) == ("openvino", "int8")
+    assert runs_as(load_runtime(model, PredictOptions(dtype="bf16"))) == ("torch", "bf16") and runs_as(model) == ("torch", "fp32")
     cached = load_runtime(model, PredictOptions(backend="openvino", dtype="int8", calibrate=str(folder)))
     images = [_image(), _image(40, 130, seed=1)]
     for got, expected in zip(predict_outputs(alone, images), predict_outputs(cached, images), strict=True):
