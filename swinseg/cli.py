@@ -221,10 +221,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     source = resolve(load_config(args.model, args.set) if args.set else args.model)
     if source.kind == "config" and not args.checkpoint:
         raise ValueError(f"exporting config {args.model} needs a CHECKPOINT with its trained weights")
-    if (args.dtype == "int8") != bool(args.calibrate):
-        raise ValueError("--dtype int8 needs --calibrate IMAGES|CONFIG" if args.calibrate is None else "--calibrate needs --dtype int8")
-    if args.dtype == "int8" and out.suffix != ".xml":
-        raise ValueError(f"--dtype int8 is OpenVINO's quantized graph: --out must be an .xml file, not {out.name}")
+    _options(args, backend="openvino")  # --dtype and --calibrate by the prediction options' rules
     model = _load(source, args.checkpoint, published=True)
     tolerance = None if args.no_check else args.tolerance
     export_and_check(model, out, side=args.size, opset=args.opset, tolerance=tolerance, calibrate=args.calibrate)

@@ -220,15 +220,17 @@ def export_and_check(
     INT8 by NNCF on those images (:func:`~swinseg.runtimes.quantize.quantize`) and only that is kept."""
     path = Path(path)
     kind = "segmentor" if isinstance(model, EncoderDecoder) else "classifier"
-    if calibrate is not None and (kind != "segmentor" or path.suffix != ".xml"):
-        raise ValueError(f"INT8 is OpenVINO's quantized segmentor: export a segmentor to an .xml file, not a {kind} to {path.name}")
+    if calibrate is not None and kind != "segmentor":
+        raise ValueError("INT8 quantizes segmentors (calibrated on segmentation images), not a classifier")
+    if calibrate is not None and path.suffix != ".xml":
+        raise ValueError(f"INT8 is OpenVINO's quantized graph: the output must be an .xml file, not {path.name}")
     graph = path if calibrate is None else path.with_name(f".{path.stem}.f32.xml")
     try:
         _export_and_check(model, graph, kind, side, opset, tolerance)
         if calibrate is not None:
-            from .quantize import quantize
+            from .quantize import calibration_files, quantize
 
-            quantize(model, graph, calibrate, path)
+            quantize(model, graph, calibration_files(calibrate, model.num_classes), calibrate, path)
     finally:
         if graph != path:
             graph.unlink(missing_ok=True)

@@ -48,12 +48,10 @@ def calibration_files(source: str, num_classes: int) -> list[Path]:
     return [files[i * len(files) // count] for i in range(count)]
 
 
-def quantize(model: nn.Module, xml: Path, source: str, target: Path, files: list[Path] | None = None) -> Path:
-    """NNCF's INT8 graph of ``model``'s f32 IR ``xml``, calibrated on the images of ``source``
-    (:func:`calibration_files`, unless ``files`` are given) and written to ``target`` with the
-    f32 graph's metadata."""
+def quantize(model: nn.Module, xml: Path, files: list[Path], source: str, target: Path) -> Path:
+    """NNCF's INT8 graph of ``model``'s f32 IR ``xml``, calibrated on ``files`` (from ``source``,
+    :func:`calibration_files`) and written to ``target`` with the f32 graph's metadata."""
     nncf, ov = need("nncf"), need("openvino")
-    files = files or calibration_files(source, model.num_classes)
     start = time.perf_counter()
     graph = ov.Core().read_model(str(xml))
     samples = nncf.Dataset(files, lambda file: model.preprocessing(read_image(file), None)[None].numpy())
@@ -74,7 +72,7 @@ def quantized_graph(model: nn.Module, xml: Path, source: str) -> Path:
     for file in files:
         digest.update(file.read_bytes())
     target = xml.with_name(f"{xml.stem}-int8-{digest.hexdigest()[:12]}.xml")
-    return target if target.is_file() else quantize(model, xml, source, target, files)
+    return target if target.is_file() else quantize(model, xml, files, source, target)
 
 
 def is_quantized(graph: Any) -> bool:
